@@ -1,0 +1,30 @@
+//! Types that user input is parsed into at the edge. Each has a private field
+//! and a `parse` that says exactly what is wrong, so code past the edge never
+//! re-checks a value.
+
+mod display_name;
+mod email;
+mod password;
+
+pub use display_name::DisplayName;
+pub use email::Email;
+pub use password::Password;
+
+/// A value a client sent that cannot be accepted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    /// The JSON field or parameter at fault.
+    pub field: &'static str,
+    /// What is wrong and what would be accepted, for the person reading it.
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Stowage's domain: the types that user input is parsed into, the queries,
+//! and (as they arrive) storage, events and the actors that do the work.
+//! Nothing here knows about HTTP; the server in `src/` maps these types and
+//! errors onto routes and problem+json.
+
+pub mod accounts;
+pub mod domain;
+pub mod metrics;
+pub mod time;

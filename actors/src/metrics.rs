@@ -1,0 +1,39 @@
+//! Every metric name Stowage exports, in one place, each described once at
+//! start-up. Labels come only from small closed sets (a route pattern, a
+//! kind, a result), never from user input or error text.
+
+use metrics::{Unit, describe_counter, describe_histogram};
+
+pub const HTTP_REQUESTS_TOTAL: &str = "stowage_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "stowage_http_request_duration_seconds";
+pub const AUTH_ATTEMPTS_TOTAL: &str = "stowage_auth_attempts_total";
+pub const RATE_LIMITED_TOTAL: &str = "stowage_rate_limited_total";
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS_TOTAL,
+        Unit::Count,
+        "HTTP requests answered, by method, route pattern and status code"
+    );
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method and route pattern"
+    );
+    describe_counter!(
+        AUTH_ATTEMPTS_TOTAL,
+        Unit::Count,
+        "Authentication attempts (signup, login, refresh, logout, access_token) by result"
+    );
+    describe_counter!(
+        RATE_LIMITED_TOTAL,
+        Unit::Count,
+        "Requests refused with 429 by the rate limiter, by scope (auth, api)"
+    );
+}
+
+/// Counts one authentication attempt.
+pub fn auth_attempt(kind: &'static str, result: &'static str) {
+    metrics::counter!(AUTH_ATTEMPTS_TOTAL, "kind" => kind, "result" => result).increment(1);
+}

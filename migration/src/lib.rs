@@ -1,0 +1,17 @@
+//! Schema migrations. Each migration names its tables and columns with
+//! `DeriveIden` enums (never entity types), so the schema history stays fixed
+//! while the models in `entity/` move on. Every statement here runs unchanged on
+//! SQLite and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261121_000001_accounts;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261121_000001_accounts::Migration)]
+    }
+}

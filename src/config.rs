@@ -1,0 +1,513 @@
+//! One typed configuration, built once at start-up. Precedence, highest first:
+//! command-line flags, environment variables, `stowage.toml`, built-in
+//! defaults. Anything malformed fails here, before the server listens, with a
+//! message that names the variable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stowage",
+    version,
+    args_override_self = true,
+    about = "Stowage: file storage with direct, multipart and tus uploads, sharing and a trash",
+    long_about = "Stowage: file storage with direct, multipart and tus uploads, sharing and a trash.\n\n\
+        With no configuration it serves on 127.0.0.1:8080 with SQLite and local blobs under ./data.\n\
+        Every option can also be set in the environment (shown below) or in a stowage.toml \
+        (in the working directory, or where STOWAGE_CONFIG points) with the same names: \
+        `listen = \"0.0.0.0:8080\"` or `STOWAGE_LISTEN = \"0.0.0.0:8080\"`."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Serve the API (what `stowage` does with no command).
+    Serve,
+    /// Apply the database migrations and exit.
+    Migrate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to serve on.
+    #[arg(long, env = "STOWAGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Base of the URLs the server hands out (signed URLs, public links),
+    /// e.g. https://files.example.com. Default: http://<listen>.
+    #[arg(long, env = "STOWAGE_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// Directory for the SQLite file, local blobs and generated secrets.
+    #[arg(long, env = "STOWAGE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// `sqlite://…` or `postgres://…`. Default: SQLite in the data dir.
+    #[arg(long, env = "STOWAGE_DATABASE_URL", value_parser = parse_database_url)]
+    pub database_url: Option<DatabaseUrl>,
+
+    /// S3 or MinIO endpoint (e.g. http://127.0.0.1:9000); with a bucket, replaces the local blob store.
+    #[arg(long, env = "STOWAGE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+
+    /// S3 bucket name.
+    #[arg(long, env = "STOWAGE_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// S3 region.
+    #[arg(long, env = "STOWAGE_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+
+    /// S3 access key.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", value_parser = parse_secret, hide_env_values = true)]
+    pub aws_access_key_id: Option<SecretString>,
+
+    /// S3 secret key.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub aws_secret_access_key: Option<SecretString>,
+
+    /// NATS server URL; uses NATS JetStream for events instead of the in-process bus.
+    #[arg(long, env = "STOWAGE_NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Subject of incoming object-store events.
+    #[arg(
+        long,
+        env = "STOWAGE_NATS_INGEST_SUBJECT",
+        default_value = "stowage.ingest"
+    )]
+    pub nats_ingest_subject: String,
+
+    /// HMAC secret for tokens and signed URLs, at least 32 bytes. Default:
+    /// generated once and kept in the data dir. Several instances must share one.
+    #[arg(long, env = "STOWAGE_JWT_SECRET", value_parser = parse_secret, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// PBKDF2-HMAC-SHA256 rounds for password hashes (at least 1000).
+    #[arg(long, env = "STOWAGE_PBKDF2_ROUNDS", default_value_t = 600_000,
+          value_parser = clap::value_parser!(u32).range(1000..=100_000_000))]
+    pub pbkdf2_rounds: u32,
+
+    /// How long deleted files stay restorable in the trash.
+    #[arg(long, env = "STOWAGE_TRASH_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub trash_retention: Duration,
+
+    /// How long an unfinished upload session lives after its last activity.
+    #[arg(long, env = "STOWAGE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
+    pub upload_expiry: Duration,
+
+    /// Time between janitor sweeps.
+    #[arg(long, env = "STOWAGE_JANITOR_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub janitor_interval: Duration,
+
+    /// Largest file accepted (e.g. 5TiB, 64MiB, or plain bytes).
+    #[arg(long, env = "STOWAGE_MAX_UPLOAD_SIZE", default_value = "5TiB")]
+    pub max_upload_size: ByteSize,
+
+    /// Requests to /api/v1/auth/* per client IP (N/s, N/min or N/h).
+    #[arg(long, env = "STOWAGE_RATE_LIMIT_AUTH", default_value = "30/min")]
+    pub rate_limit_auth: Rate,
+
+    /// Other /api/v1 requests per user (N/s, N/min or N/h).
+    #[arg(long, env = "STOWAGE_RATE_LIMIT_API", default_value = "1200/min")]
+    pub rate_limit_api: Rate,
+
+    /// Comma-separated origins allowed to call the API from a browser
+    /// (e.g. https://app.example.com), or `*` for any.
+    #[arg(long, env = "STOWAGE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
+    pub cors_origins: Vec<String>,
+
+    /// Log filter, e.g. `info` or `stowage=debug,info`.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log line format: `text` or `json`.
+    #[arg(long, env = "STOWAGE_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// HTTP worker threads. Default: one per core.
+    #[arg(long, env = "STOWAGE_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+impl Cli {
+    /// Parses flags and environment over the defaults that `stowage.toml`
+    /// sets, if there is one.
+    pub fn load() -> anyhow::Result<Self> {
+        let mut command = Cli::command();
+        let file = std::env::var_os("STOWAGE_CONFIG")
+            .map(PathBuf::from)
+            .map(|p| (p, true))
+            .unwrap_or_else(|| (PathBuf::from("stowage.toml"), false));
+        if file.0.exists() || file.1 {
+            for (id, value) in read_config_file(&file.0)? {
+                command = command.mut_arg(id, |arg| arg.default_value(value));
+            }
+        }
+        let matches = command.get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        cli.settings.validate()?;
+        Ok(cli)
+    }
+}
+
+/// Reads `stowage.toml` into (argument id, value) pairs. Keys are option names
+/// (`listen`) or their environment variables (`STOWAGE_LISTEN`).
+fn read_config_file(path: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the configuration file {}", path.display()))?;
+    let table: BTreeMap<String, toml::Value> =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let known: Vec<(String, Option<String>)> = Cli::command()
+        .get_arguments()
+        .map(|a| {
+            (
+                a.get_id().to_string(),
+                a.get_env().map(|e| e.to_string_lossy().into_owned()),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let id = known
+            .iter()
+            .find(|(id, env)| {
+                id.eq_ignore_ascii_case(&key)
+                    || env.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(&key))
+            })
+            .map(|(id, _)| id.clone())
+            .with_context(|| {
+                format!(
+                    "{}: unknown key `{key}`; `stowage --help` lists the options",
+                    path.display()
+                )
+            })?;
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .with_context(|| format!("{}: `{key}` must be a list of strings", path.display()))?
+                .join(","),
+            other => bail!(
+                "{}: `{key}` must be a string or number, not a {}",
+                path.display(),
+                other.type_str()
+            ),
+        };
+        out.push((id, value));
+    }
+    Ok(out)
+}
+
+impl Settings {
+    /// Checks the combinations that no single value can check alone.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|secret| secret.expose_secret().len() < 32)
+        {
+            bail!(
+                "STOWAGE_JWT_SECRET is shorter than 32 bytes; use a long random string (e.g. `openssl rand -hex 32`)"
+            );
+        }
+        if self.s3_endpoint.is_some() || self.s3_bucket.is_some() {
+            bail!(
+                "STOWAGE_S3_ENDPOINT/STOWAGE_S3_BUCKET are set, but this build keeps objects in the \
+                 local blob store only (S3 support arrives with the object-storage work); unset them"
+            );
+        }
+        if self.nats_url.is_some() {
+            bail!(
+                "STOWAGE_NATS_URL is set, but this build uses the in-process event bus only \
+                 (NATS support arrives with the ingest pipeline); unset it"
+            );
+        }
+        if self.workers == Some(0) {
+            bail!("STOWAGE_WORKERS must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured one, or SQLite in the data dir.
+    pub fn database_url(&self) -> DatabaseUrl {
+        self.database_url.clone().unwrap_or_else(|| {
+            DatabaseUrl(SecretString::from(format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("stowage.db").display()
+            )))
+        })
+    }
+}
+
+/// A database URL; may carry a password, so it never prints.
+#[derive(Clone)]
+pub struct DatabaseUrl(SecretString);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.expose().starts_with("sqlite:")
+    }
+
+    /// The kind of database, for logs.
+    pub fn kind(&self) -> &'static str {
+        if self.is_sqlite() {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({}://<redacted>)", self.kind())
+    }
+}
+
+fn parse_database_url(s: &str) -> Result<DatabaseUrl, String> {
+    if s.starts_with("sqlite:") || s.starts_with("postgres://") || s.starts_with("postgresql://") {
+        Ok(DatabaseUrl(SecretString::from(s.to_owned())))
+    } else {
+        Err("must start with sqlite:, postgres:// or postgresql://".into())
+    }
+}
+
+fn parse_secret(s: &str) -> Result<SecretString, String> {
+    if s.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(SecretString::from(s.to_owned()))
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let trimmed = s.trim_end_matches('/');
+    let rest = trimmed
+        .strip_prefix("http://")
+        .or_else(|| trimmed.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+        return Err(
+            "must be a base URL such as https://files.example.com, without query or fragment"
+                .into(),
+        );
+    }
+    Ok(trimmed.to_owned())
+}
+
+fn parse_origin(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s == "*" {
+        return Ok(s.to_owned());
+    }
+    let rest = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+        .ok_or_else(|| format!("origin `{s}` must start with http:// or https://"))?;
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err(format!(
+            "origin `{s}` must be scheme://host[:port], without a path"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// Parses `500ms`, `30s`, `15m`, `24h`, `7d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration such as 500ms, 30s, 15m, 24h or 7d ({e})"))?;
+    if d.is_zero() {
+        return Err("must be longer than zero".into());
+    }
+    Ok(d)
+}
+
+/// A size in bytes, written `512KiB`, `64MiB`, `5TiB`, `10MB` or plain bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is not a size such as 512KiB, 64MiB, 5TiB or 1048576"))?;
+        let factor: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "TiB" => 1 << 40,
+            "KB" | "kB" => 1_000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            "TB" => 1_000_000_000_000,
+            other => {
+                return Err(format!(
+                    "unknown size unit `{other}`; use B, KiB, MiB, GiB or TiB"
+                ));
+            }
+        };
+        let bytes = n
+            .checked_mul(factor)
+            .ok_or_else(|| format!("`{s}` is too large"))?;
+        if bytes == 0 {
+            return Err("must be larger than zero".into());
+        }
+        Ok(Self(bytes))
+    }
+}
+
+/// A request budget: `count` per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per: Duration,
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("`{s}` is not a rate such as 30/min, 5/s or 1000/h");
+        let (n, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        let per = match unit.trim() {
+            "s" | "sec" | "second" => Duration::from_secs(1),
+            "m" | "min" | "minute" => Duration::from_secs(60),
+            "h" | "hour" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err("must allow at least one request".into());
+        }
+        Ok(Self { count, per })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!("512KiB".parse::<ByteSize>().unwrap().0, 512 * 1024);
+        assert_eq!("64MiB".parse::<ByteSize>().unwrap().0, 64 << 20);
+        assert_eq!("5TiB".parse::<ByteSize>().unwrap().0, 5 << 40);
+        assert_eq!("1048576".parse::<ByteSize>().unwrap().0, 1 << 20);
+        assert_eq!("10MB".parse::<ByteSize>().unwrap().0, 10_000_000);
+        for bad in ["", "MiB", "5 XB", "-1", "0", "99999999999TiB"] {
+            assert!(bad.parse::<ByteSize>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(
+            "30/min".parse::<Rate>().unwrap(),
+            Rate {
+                count: 30,
+                per: Duration::from_secs(60)
+            }
+        );
+        assert_eq!("5/s".parse::<Rate>().unwrap().per, Duration::from_secs(1));
+        assert_eq!("1000/h".parse::<Rate>().unwrap().count, 1000);
+        for bad in ["30", "0/s", "x/min", "5/day"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86400)
+        );
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn defaults_need_no_variable_and_secrets_never_print() {
+        let cli = Cli::try_parse_from([
+            "stowage",
+            "--jwt-secret",
+            "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t",
+        ])
+        .unwrap();
+        let s = &cli.settings;
+        assert_eq!(s.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(s.trash_retention, Duration::from_secs(7 * 86400));
+        assert_eq!(s.max_upload_size.0, 5 << 40);
+        assert!(s.database_url().is_sqlite());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn public_urls_and_origins() {
+        assert_eq!(parse_public_url("https://x.io/").unwrap(), "https://x.io");
+        assert!(parse_public_url("ftp://x.io").is_err());
+        assert!(parse_origin("https://app.example.com:8443").is_ok());
+        assert!(parse_origin("https://app.example.com/path").is_err());
+        assert!(parse_origin("app.example.com").is_err());
+    }
+
+    #[test]
+    fn config_file_keys_map_to_options() {
+        let dir = std::env::temp_dir().join(format!("stowage-cfg-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stowage.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\nSTOWAGE_PBKDF2_ROUNDS = 2000\n",
+        )
+        .unwrap();
+        let pairs = read_config_file(&path).unwrap();
+        assert!(pairs.contains(&("listen".into(), "0.0.0.0:9000".into())));
+        assert!(pairs.contains(&("pbkdf2_rounds".into(), "2000".into())));
+        std::fs::write(&path, "no_such_option = 1\n").unwrap();
+        assert!(
+            read_config_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown key")
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

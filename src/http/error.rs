@@ -1,0 +1,279 @@
+//! The one error type of the HTTP layer. Every domain error is mapped onto it
+//! exactly once (the `From` impls below), and it renders as RFC 9457
+//! problem+json with a stable `code`. The cause of a 5xx is logged with its
+//! chain and never sent.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use stowage_actors::accounts::{AccountError, AuthError};
+use stowage_actors::domain::ValidationError;
+use utoipa::ToSchema;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub kind: &'static str,
+    #[schema(example = "Not Found")]
+    pub title: String,
+    #[schema(example = 404)]
+    pub status: u16,
+    /// What went wrong and what to do about it.
+    pub detail: String,
+    /// Stable, machine-readable.
+    #[schema(example = "file_not_found")]
+    pub code: String,
+    /// The request's `x-request-id`, to quote in a report.
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            code: code.into(),
+            request_id: None,
+        }
+    }
+
+    /// The problem for an error response that did not come from `ApiError`
+    /// (actix's own 404/405, a payload error, a CORS refusal).
+    pub fn for_status(status: StatusCode, method: &str, path: &str) -> Self {
+        let (code, detail) = match status.as_u16() {
+            400 => ("bad_request", "the request is malformed".to_owned()),
+            401 => ("unauthorized", "authentication is required".to_owned()),
+            403 => ("forbidden", "this request is not allowed".to_owned()),
+            404 => (
+                "route_not_found",
+                format!("no route matches {path}; /api/v1/openapi.json lists the routes"),
+            ),
+            405 => (
+                "method_not_allowed",
+                format!(
+                    "{method} is not allowed on {path}; /api/v1/openapi.json lists the methods"
+                ),
+            ),
+            408 => (
+                "request_timeout",
+                "the request took too long to arrive".to_owned(),
+            ),
+            411 => ("length_required", "send a Content-Length header".to_owned()),
+            413 => (
+                "payload_too_large",
+                "the request body is larger than this route accepts".to_owned(),
+            ),
+            414 => ("uri_too_long", "the URL is too long".to_owned()),
+            415 => (
+                "unsupported_media_type",
+                "send the body as application/json".to_owned(),
+            ),
+            429 => (
+                "rate_limited",
+                "too many requests; wait for Retry-After seconds".to_owned(),
+            ),
+            431 => (
+                "headers_too_large",
+                "the request headers are too large".to_owned(),
+            ),
+            503 => (
+                "unavailable",
+                "the service is unavailable; try again shortly".to_owned(),
+            ),
+            s if s >= 500 => (
+                "internal_error",
+                "an unexpected error occurred; try again, and quote the request id if it persists"
+                    .to_owned(),
+            ),
+            _ => ("client_error", "the request cannot be served".to_owned()),
+        };
+        Self::new(status, code, detail)
+    }
+}
+
+/// An error answered to a client.
+pub struct ApiError {
+    problem: Problem,
+    retry_after: Option<u64>,
+    bearer_challenge: bool,
+    cause: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            problem: Problem::new(status, code, detail),
+            retry_after: None,
+            bearer_challenge: false,
+            cause: None,
+        }
+    }
+
+    pub fn bad_request(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    pub fn unauthorized(code: &str, detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, code, detail);
+        e.bearer_challenge = true;
+        e
+    }
+
+    pub fn too_many_requests(retry_after_secs: u64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many requests; try again in {retry_after_secs} s"),
+        );
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    /// A failure that is ours, not the client's: logged in full, answered
+    /// with a generic 500.
+    pub fn internal(cause: anyhow::Error) -> Self {
+        let mut e = Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "an unexpected error occurred; try again, and quote the request id if it persists",
+        );
+        e.cause = Some(cause);
+        e
+    }
+
+    pub fn problem(&self) -> &Problem {
+        &self.problem
+    }
+}
+
+impl fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.problem.status, self.problem.code, self.problem.detail
+        )?;
+        if let Some(cause) = &self.cause {
+            write!(f, "\nCaused by: {cause:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.problem.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = ?cause, "request failed");
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        res.content_type(PROBLEM_JSON);
+        if let Some(secs) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, secs.to_string()));
+        }
+        if self.bearer_challenge {
+            let challenge = format!(
+                "Bearer realm=\"stowage\", error=\"invalid_token\", error_description=\"{}\"",
+                self.problem.code
+            );
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                res.insert_header((header::WWW_AUTHENTICATE, v));
+            }
+        }
+        res.json(&self.problem)
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+            format!("`{}` {}", e.field, e.message),
+        )
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Validation(v) => v.into(),
+            AccountError::EmailTaken => Self::new(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "an account with this email already exists; log in instead",
+            ),
+            AccountError::InvalidCredentials => {
+                Self::unauthorized("invalid_credentials", "the email or password is wrong")
+            }
+            AccountError::InvalidRefreshToken => Self::unauthorized(
+                "invalid_refresh_token",
+                "the refresh token is not valid; log in again",
+            ),
+            AccountError::RefreshTokenExpired => Self::unauthorized(
+                "refresh_token_expired",
+                "the refresh token has expired; log in again",
+            ),
+            AccountError::RefreshTokenReused => Self::unauthorized(
+                "refresh_token_reused",
+                "this refresh token was already used, so every token of this login has been revoked; log in again",
+            ),
+            AccountError::UserGone => {
+                Self::unauthorized("account_gone", "the account no longer exists")
+            }
+            AccountError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Missing => Self::unauthorized(
+                "missing_token",
+                "send `Authorization: Bearer <access_token>`; POST /api/v1/auth/login gives one",
+            ),
+            AuthError::Invalid => Self::unauthorized(
+                "invalid_token",
+                "the access token is malformed or not signed by this service; log in again",
+            ),
+            AuthError::Expired => Self::unauthorized(
+                "token_expired",
+                "the access token has expired; exchange the refresh token at POST /api/v1/auth/refresh",
+            ),
+            AuthError::Revoked => Self::unauthorized(
+                "session_revoked",
+                "this login has ended (logout, or a refresh token was reused); log in again",
+            ),
+            AuthError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        Self::internal(e)
+    }
+}

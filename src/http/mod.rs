@@ -1,0 +1,178 @@
+//! The HTTP face: routes, the cross-cutting layers, and the mapping of
+//! domain errors onto problem+json.
+//!
+//! Layers, outermost first: request id → tracing → problem+json → metrics →
+//! security headers → CORS → rate limiting → the route (bearer auth is an
+//! extractor; body limits are per scope).
+
+pub mod auth;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod problem;
+pub mod rate_limit;
+pub mod request_id;
+pub mod routes;
+
+use actix_cors::Cors;
+use actix_web::error::JsonPayloadError;
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{HttpResponse, web};
+
+use self::error::ApiError;
+use self::routes::{account, auth as auth_routes, ops};
+
+/// JSON bodies of the auth routes are small.
+const AUTH_BODY_LIMIT: usize = 16 * 1024;
+/// Default JSON body limit of the other API routes.
+const API_BODY_LIMIT: usize = 64 * 1024;
+
+/// Every route, in one place.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
+        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
+        .service(
+            web::scope("/api/v1")
+                .app_data(json_config(API_BODY_LIMIT))
+                .service(
+                    web::scope("/auth")
+                        .app_data(json_config(AUTH_BODY_LIMIT))
+                        .service(
+                            web::resource("/signup").route(web::post().to(auth_routes::signup)),
+                        )
+                        .service(web::resource("/login").route(web::post().to(auth_routes::login)))
+                        .service(
+                            web::resource("/refresh").route(web::post().to(auth_routes::refresh)),
+                        )
+                        .service(
+                            web::resource("/logout").route(web::post().to(auth_routes::logout)),
+                        ),
+                )
+                .service(web::resource("/me").route(web::get().to(account::me)))
+                .service(web::resource("/openapi.json").route(web::get().to(ops::openapi))),
+        );
+}
+
+/// What an unknown route answers (the problem layer fills in the body).
+pub async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().finish()
+}
+
+/// A JSON extractor configuration whose failures are problem+json: 413 over
+/// `limit`, 415 unless the content type is JSON (`application/json` or
+/// `…+json`: a cross-site form cannot send those without a CORS preflight),
+/// 400 for malformed JSON or JSON of the wrong shape (unknown fields, wrong
+/// types, missing fields).
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_error(err).into())
+}
+
+fn json_error(err: JsonPayloadError) -> ApiError {
+    use actix_web::error::PayloadError;
+    let too_large = |limit: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than the {limit} bytes this route accepts"),
+        )
+    };
+    match err {
+        JsonPayloadError::OverflowKnownLength { limit, .. }
+        | JsonPayloadError::Overflow { limit } => too_large(limit),
+        JsonPayloadError::ContentType => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::bad_request(
+            "invalid_body",
+            format!("the JSON does not fit this route: {e}"),
+        ),
+        JsonPayloadError::Deserialize(e) if e.is_eof() && e.line() == 1 && e.column() == 0 => {
+            ApiError::bad_request(
+                "empty_body",
+                "the request body is empty; send a JSON object",
+            )
+        }
+        JsonPayloadError::Deserialize(e) => {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        }
+        JsonPayloadError::Payload(PayloadError::Overflow) => too_large(0),
+        JsonPayloadError::Payload(_) => {
+            ApiError::bad_request("invalid_body", "the request body could not be read")
+        }
+        _ => ApiError::bad_request(
+            "invalid_body",
+            "the request body could not be parsed as JSON",
+        ),
+    }
+}
+
+/// Malformed path segments (an id that is not a UUID) and query strings.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request("invalid_path", format!("the URL path is malformed: {err}")).into()
+    })
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request(
+            "invalid_query",
+            format!("the query string is malformed: {err}"),
+        )
+        .into()
+    })
+}
+
+/// Headers every response carries unless a route sets its own.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// Headers a browser client may read from responses.
+pub const EXPOSED_HEADERS: &[&str] = &[
+    "etag",
+    "location",
+    "x-request-id",
+    "retry-after",
+    "tus-resumable",
+    "tus-version",
+    "tus-extension",
+    "tus-max-size",
+    "tus-checksum-algorithm",
+    "upload-offset",
+    "upload-length",
+    "upload-metadata",
+    "upload-expires",
+    "upload-defer-length",
+];
+
+/// CORS for the configured origins.
+pub fn cors(origins: &[String]) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+        .allow_any_header()
+        .expose_headers(EXPOSED_HEADERS.iter().copied())
+        .max_age(3600);
+    for origin in origins {
+        cors = if origin == "*" {
+            cors.allow_any_origin()
+        } else {
+            cors.allowed_origin(origin)
+        };
+    }
+    cors
+}

@@ -1,0 +1,23 @@
+use stowage::config::{Cli, Command};
+use stowage::{Application, db, telemetry};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::load()?;
+    let settings = cli.settings;
+    telemetry::init_tracing(&settings.log, settings.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            Application::build(settings)
+                .await?
+                .run_until_stopped()
+                .await?
+        }
+        Command::Migrate => {
+            let conn = db::connect(&settings.database_url()).await?;
+            db::migrate(&conn).await?;
+            tracing::info!("migrations applied");
+        }
+    }
+    Ok(())
+}

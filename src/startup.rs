@@ -1,0 +1,234 @@
+//! Wiring: from a validated `Settings` to a bound, running server.
+
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{Condition, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::{Context, bail};
+use secrecy::{ExposeSecret, SecretSlice};
+use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
+use tracing_actix_web::TracingLogger;
+
+use crate::config::Settings;
+use crate::db;
+use crate::http::rate_limit::RateLimits;
+use crate::http::{self, problem, request_id};
+use crate::telemetry::{self, StowageRootSpan};
+
+/// How long in-flight requests get to finish after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    port: u16,
+    public_url: String,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the database (migrating it), binds the listener and builds the
+    /// server. Listening on port 0 picks a free port: see [`Application::port`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
+        let secret = match &settings.jwt_secret {
+            Some(s) => SecretSlice::from(s.expose_secret().as_bytes().to_vec()),
+            None => load_or_create_secret(&settings.data_dir)?,
+        };
+        let database_url = settings.database_url();
+        if settings.jwt_secret.is_none() && !database_url.is_sqlite() {
+            tracing::warn!(
+                "STOWAGE_JWT_SECRET is not set: tokens are signed with a secret kept in this \
+                 instance's data dir; set one shared secret when several instances serve together"
+            );
+        }
+        let conn = db::connect(&database_url).await?;
+        db::migrate(&conn).await?;
+
+        let hasher = PasswordHasher::new(settings.pbkdf2_rounds)?;
+        let accounts = web::Data::new(Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret)));
+        let limits = web::Data::new(RateLimits::new(
+            settings.rate_limit_auth,
+            settings.rate_limit_api,
+        ));
+        spawn_limit_pruner(&limits);
+        let metrics = web::Data::new(telemetry::metrics_handle());
+        let conn = web::Data::new(conn);
+
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}; is another server using it?", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let cors_origins = cors_origins(&settings.cors_origins, &public_url);
+
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(accounts.clone())
+                .app_data(limits.clone())
+                .app_data(metrics.clone())
+                .app_data(conn.clone())
+                .app_data(http::path_config())
+                .app_data(http::query_config())
+                .configure(http::configure)
+                .default_service(web::to(http::not_found))
+                .wrap(from_fn(http::rate_limit::middleware))
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    http::cors(&cors_origins),
+                ))
+                .wrap(http::security_headers())
+                .wrap(from_fn(http::metrics::middleware))
+                .wrap(from_fn(problem::middleware))
+                .wrap(TracingLogger::<StowageRootSpan>::new())
+                .wrap(from_fn(request_id::middleware))
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        if let Some(n) = settings.workers {
+            server = server.workers(n);
+        }
+        tracing::info!(
+            address = %addr,
+            public_url = %public_url,
+            database = database_url.kind(),
+            data_dir = %settings.data_dir.display(),
+            "stowage listening"
+        );
+        Ok(Self {
+            port: addr.port(),
+            public_url,
+            server: server.run(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        tracing::info!("stowage stopped");
+        Ok(())
+    }
+}
+
+/// The configured origins, plus the server's own when any are configured, so
+/// a page served from the public URL can always call the API.
+fn cors_origins(configured: &[String], public_url: &str) -> Vec<String> {
+    let mut origins = configured.to_vec();
+    if !origins.is_empty() && !origins.iter().any(|o| o == "*") {
+        let own = public_url
+            .split_once("://")
+            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
+        if let Some(own) = own.filter(|o| !origins.contains(o)) {
+            origins.push(own);
+        }
+    }
+    origins
+}
+
+/// Drops idle rate-limit state every minute while the server runs.
+fn spawn_limit_pruner(limits: &web::Data<RateLimits>) {
+    let weak = Arc::downgrade(&limits.clone().into_inner());
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match weak.upgrade() {
+                Some(limits) => limits.prune(),
+                None => break,
+            }
+        }
+    });
+}
+
+/// The signing secret kept in the data dir: read it, or create it once
+/// (mode 0600) on first start.
+fn load_or_create_secret(data_dir: &Path) -> anyhow::Result<SecretSlice<u8>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = data_dir.join("jwt_secret");
+    let read = |path: &Path| -> anyhow::Result<SecretSlice<u8>> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = text.trim();
+        if text.len() < 32 {
+            bail!(
+                "{} holds fewer than 32 characters; delete it to generate a new one",
+                path.display()
+            );
+        }
+        Ok(SecretSlice::from(text.as_bytes().to_vec()))
+    };
+    if path.exists() {
+        return read(&path);
+    }
+    let mut raw = [0u8; 48];
+    rand::fill(&mut raw);
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
+    match created {
+        Ok(mut file) => {
+            file.write_all(hex::encode(raw).as_bytes())
+                .and_then(|()| file.sync_all())
+                .with_context(|| format!("writing {}", path.display()))?;
+            tracing::info!(path = %path.display(), "generated a token signing secret");
+            read(&path)
+        }
+        // Another process created it first.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => read(&path),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_origin_joins_configured_ones() {
+        let o = cors_origins(
+            &["https://app.example.com".into()],
+            "https://files.example.com/base",
+        );
+        assert_eq!(o, ["https://app.example.com", "https://files.example.com"]);
+        assert!(cors_origins(&[], "http://127.0.0.1:8080").is_empty());
+        assert_eq!(cors_origins(&["*".into()], "http://x"), ["*"]);
+    }
+
+    #[test]
+    fn the_secret_is_created_once_with_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("stowage-secret-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let a = load_or_create_secret(&dir).unwrap();
+        let b = load_or_create_secret(&dir).unwrap();
+        assert_eq!(a.expose_secret(), b.expose_secret());
+        let mode = std::fs::metadata(dir.join("jwt_secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

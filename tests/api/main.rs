@@ -1,0 +1,9 @@
+//! The API test suite. Every test runs the real application on port 0 with a
+//! database of its own, once on the embedded default (SQLite, local store)
+//! and once on the services stack (PostgreSQL at `STOWAGE_TEST_DATABASE_URL`).
+
+mod helpers;
+
+mod auth;
+mod cross_cutting;
+mod ops;

@@ -1,0 +1,101 @@
+//! Health, readiness, metrics and the OpenAPI document.
+
+use serde_json::Value;
+
+use crate::helpers::{Stack, spawn_app};
+
+crate::on_both_stacks!(
+    health_and_readiness,
+    metrics_are_labelled_by_route_pattern,
+    openapi_describes_every_api_route,
+);
+
+async fn health_and_readiness(stack: Stack) {
+    let app = spawn_app(stack).await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let res = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["storage"], "ok");
+    assert_eq!(body["events"], "ok");
+}
+
+async fn metrics_are_labelled_by_route_pattern(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    app.get_authed("/api/v1/me", &user.access_token).await;
+    app.client
+        .get(app.url(&format!("/api/v1/users/{}", user.id)))
+        .send()
+        .await
+        .unwrap();
+    let res = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.text().await.unwrap();
+    assert!(
+        text.contains("# HELP stowage_http_requests_total"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"stowage_http_requests_total{method="GET",route="/api/v1/me",status="200"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(
+        r#"stowage_http_requests_total{method="POST",route="/api/v1/auth/signup",status="201"}"#
+    ));
+    assert!(text.contains(r#"route="unmatched""#));
+    assert!(
+        text.contains("stowage_http_request_duration_seconds_bucket{"),
+        "histogram, not summary"
+    );
+    assert!(text.contains(r#"stowage_auth_attempts_total{kind="signup",result="success"}"#));
+    // No raw ids in labels.
+    assert!(!text.contains(&user.id), "a user id leaked into a label");
+}
+
+async fn openapi_describes_every_api_route(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let doc: Value = app
+        .client
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/v1/auth/signup", "post"),
+        ("/api/v1/auth/login", "post"),
+        ("/api/v1/auth/refresh", "post"),
+        ("/api/v1/auth/logout", "post"),
+        ("/api/v1/me", "get"),
+        ("/api/v1/openapi.json", "get"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
