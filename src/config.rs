@@ -230,22 +230,48 @@ impl Settings {
                 "STOWAGE_JWT_SECRET is shorter than 32 bytes; use a long random string (e.g. `openssl rand -hex 32`)"
             );
         }
-        if self.s3_endpoint.is_some() || self.s3_bucket.is_some() {
-            bail!(
-                "STOWAGE_S3_ENDPOINT/STOWAGE_S3_BUCKET are set, but this build keeps objects in the \
-                 local blob store only (S3 support arrives with the object-storage work); unset them"
-            );
+        match (&self.s3_endpoint, &self.s3_bucket) {
+            (None, None) => {}
+            (Some(_), None) | (None, Some(_)) => bail!(
+                "set both STOWAGE_S3_ENDPOINT and STOWAGE_S3_BUCKET to use S3, or neither to keep objects locally"
+            ),
+            (Some(endpoint), Some(_)) => {
+                if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
+                    bail!(
+                        "STOWAGE_S3_ENDPOINT must start with http:// or https:// (got {endpoint:?})"
+                    );
+                }
+                if self.aws_access_key_id.is_none() || self.aws_secret_access_key.is_none() {
+                    bail!("S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
+                }
+            }
         }
-        if self.nats_url.is_some() {
-            bail!(
-                "STOWAGE_NATS_URL is set, but this build uses the in-process event bus only \
-                 (NATS support arrives with the ingest pipeline); unset it"
-            );
+        if self
+            .nats_url
+            .as_ref()
+            .is_some_and(|url| url.trim().is_empty() || url.contains(' '))
+        {
+            bail!("STOWAGE_NATS_URL is not a NATS URL such as nats://127.0.0.1:4222");
+        }
+        if self.nats_ingest_subject.is_empty() || self.nats_ingest_subject.contains([' ', '*', '>'])
+        {
+            bail!("STOWAGE_NATS_INGEST_SUBJECT must be a plain subject such as stowage.ingest");
         }
         if self.workers == Some(0) {
             bail!("STOWAGE_WORKERS must be at least 1");
         }
         Ok(())
+    }
+
+    /// The S3 bucket to use, when one is configured.
+    pub fn s3(&self) -> Option<stowage_actors::storage::S3Config> {
+        Some(stowage_actors::storage::S3Config {
+            endpoint: self.s3_endpoint.clone()?,
+            bucket: self.s3_bucket.clone()?,
+            region: self.s3_region.clone(),
+            access_key: self.aws_access_key_id.clone()?,
+            secret_key: self.aws_secret_access_key.clone()?,
+        })
     }
 
     /// The database to use: the configured one, or SQLite in the data dir.

@@ -1,8 +1,20 @@
+use std::process::ExitCode;
+
 use stowage::config::{Cli, Command};
 use stowage::{Application, db, telemetry};
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stowage: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::load()?;
     let settings = cli.settings;
     telemetry::init_tracing(&settings.log, settings.log_format);

@@ -6,27 +6,37 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::{Addr, Supervisor};
 use actix_web::dev::Server;
 use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretSlice};
 use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
+use stowage_actors::events::EventBus;
+use stowage_actors::files::Files;
+use stowage_actors::ingest::{Ingest, IngestActor};
+use stowage_actors::storage::signing::UrlSigner;
+use stowage_actors::storage::{LocalStore, S3Store, Storage};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db;
 use crate::http::rate_limit::RateLimits;
-use crate::http::{self, problem, request_id};
+use crate::http::{self, PublicBase, problem, request_id};
 use crate::telemetry::{self, StowageRootSpan};
 
 /// How long in-flight requests get to finish after SIGTERM/SIGINT.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// The bucket name the local store reports in its events.
+const LOCAL_BUCKET: &str = "stowage";
 
 pub struct Application {
     port: u16,
     public_url: String,
     server: Server,
+    ingest: Addr<IngestActor>,
+    events: EventBus,
 }
 
 impl Application {
@@ -50,8 +60,50 @@ impl Application {
                  instance's data dir; set one shared secret when several instances serve together"
             );
         }
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("binding {}; is another server using it?", settings.listen))?;
+        let addr = listener.local_addr()?;
+        let public_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+
         let conn = db::connect(&database_url).await?;
         db::migrate(&conn).await?;
+
+        let bus = match &settings.nats_url {
+            Some(url) => EventBus::connect_nats(url, &settings.nats_ingest_subject).await?,
+            None => EventBus::in_process(),
+        };
+        let (storage, bucket) = match settings.s3() {
+            Some(s3) => (Storage::S3(S3Store::connect(&s3).await?), s3.bucket),
+            None => (
+                Storage::Local(LocalStore::open(
+                    &settings.data_dir.join("blobs"),
+                    UrlSigner::derive(&secret),
+                    &public_url,
+                    LOCAL_BUCKET,
+                    bus.clone(),
+                )?),
+                LOCAL_BUCKET.to_owned(),
+            ),
+        };
+        let storage = Arc::new(storage);
+        let files = Files::new(
+            conn.clone(),
+            storage.clone(),
+            bus.clone(),
+            settings.max_upload_size.0,
+        );
+        let ingest = {
+            let ingest = Ingest {
+                db: conn.clone(),
+                storage: storage.clone(),
+                bus: bus.clone(),
+                bucket,
+            };
+            Supervisor::start(move |_| IngestActor::new(ingest))
+        };
 
         let hasher = PasswordHasher::new(settings.pbkdf2_rounds)?;
         let accounts = web::Data::new(Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret)));
@@ -61,15 +113,14 @@ impl Application {
         ));
         spawn_limit_pruner(&limits);
         let metrics = web::Data::new(telemetry::metrics_handle());
+        let storage_kind = storage.kind();
+        let events_handle = bus.clone();
+        let events_kind = bus.kind();
         let conn = web::Data::new(conn);
-
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("binding {}; is another server using it?", settings.listen))?;
-        let addr = listener.local_addr()?;
-        let public_url = settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+        let files = web::Data::new(files);
+        let bus = web::Data::new(bus);
+        let storage = web::Data::new(storage);
+        let base = web::Data::new(PublicBase(public_url.clone()));
         let cors_origins = cors_origins(&settings.cors_origins, &public_url);
 
         let mut server = HttpServer::new(move || {
@@ -78,6 +129,10 @@ impl Application {
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(conn.clone())
+                .app_data(files.clone())
+                .app_data(bus.clone())
+                .app_data(storage.clone())
+                .app_data(base.clone())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .configure(http::configure)
@@ -102,6 +157,8 @@ impl Application {
             address = %addr,
             public_url = %public_url,
             database = database_url.kind(),
+            storage = storage_kind,
+            events = events_kind,
             data_dir = %settings.data_dir.display(),
             "stowage listening"
         );
@@ -109,7 +166,19 @@ impl Application {
             port: addr.port(),
             public_url,
             server: server.run(),
+            ingest,
+            events: events_handle,
         })
+    }
+
+    /// The event bus (tests publish object-store events on it).
+    pub fn events(&self) -> EventBus {
+        self.events.clone()
+    }
+
+    /// The supervised ingest actor (tests stop it to watch it come back).
+    pub fn ingest(&self) -> Addr<IngestActor> {
+        self.ingest.clone()
     }
 
     pub fn port(&self) -> u16 {

@@ -5,5 +5,9 @@
 
 pub mod accounts;
 pub mod domain;
+pub mod events;
+pub mod files;
+pub mod ingest;
 pub mod metrics;
+pub mod storage;
 pub mod time;

@@ -8,6 +8,11 @@ pub const HTTP_REQUESTS_TOTAL: &str = "stowage_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "stowage_http_request_duration_seconds";
 pub const AUTH_ATTEMPTS_TOTAL: &str = "stowage_auth_attempts_total";
 pub const RATE_LIMITED_TOTAL: &str = "stowage_rate_limited_total";
+pub const INGEST_EVENTS_TOTAL: &str = "stowage_ingest_events_total";
+pub const INGEST_LAG_SECONDS: &str = "stowage_ingest_lag_seconds";
+pub const ACTOR_RESTARTS_TOTAL: &str = "stowage_actor_restarts_total";
+pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
+pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -30,6 +35,31 @@ pub fn describe() {
         RATE_LIMITED_TOTAL,
         Unit::Count,
         "Requests refused with 429 by the rate limiter, by scope (auth, api)"
+    );
+    describe_counter!(
+        INGEST_EVENTS_TOTAL,
+        Unit::Count,
+        "Object-store events handled by ingest, by result"
+    );
+    describe_histogram!(
+        INGEST_LAG_SECONDS,
+        Unit::Seconds,
+        "Time from an object-store event to the commit that recorded it"
+    );
+    describe_counter!(
+        ACTOR_RESTARTS_TOTAL,
+        Unit::Count,
+        "Restarts of supervised actors, by actor"
+    );
+    describe_counter!(
+        STORAGE_REQUESTS_TOTAL,
+        Unit::Count,
+        "Calls to the object store, by operation and result"
+    );
+    describe_histogram!(
+        STORAGE_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Duration of object-store calls, by operation"
     );
 }
 

@@ -1,6 +1,8 @@
 //! Stowage's database models. Plain sea-orm entities and nothing else: the
 //! rules about them live in `stowage-actors`, the schema in `stowage-migration`.
 
+pub mod files;
 pub mod login_sessions;
 pub mod refresh_tokens;
+pub mod upload_sessions;
 pub mod users;

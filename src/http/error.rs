@@ -11,6 +11,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use stowage_actors::accounts::{AccountError, AuthError};
 use stowage_actors::domain::ValidationError;
+use stowage_actors::files::FileError;
+use stowage_actors::storage::StorageError;
 use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -102,7 +104,7 @@ impl Problem {
 
 /// An error answered to a client.
 pub struct ApiError {
-    problem: Problem,
+    problem: Box<Problem>,
     retry_after: Option<u64>,
     bearer_challenge: bool,
     cause: Option<anyhow::Error>,
@@ -111,7 +113,7 @@ pub struct ApiError {
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
-            problem: Problem::new(status, code, detail),
+            problem: Box::new(Problem::new(status, code, detail)),
             retry_after: None,
             bearer_challenge: false,
             cause: None,
@@ -269,6 +271,63 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Unexpected(cause) => Self::internal(cause),
         }
+    }
+}
+
+impl From<FileError> for ApiError {
+    fn from(e: FileError) -> Self {
+        let detail = e.to_string();
+        match e {
+            FileError::Validation(v) => v.into(),
+            FileError::NotFound(_) => Self::not_found("file_not_found", detail),
+            FileError::NameTaken(_) => Self::new(
+                StatusCode::CONFLICT,
+                "name_taken",
+                format!("{detail}; choose another name or rename the existing file"),
+            ),
+            FileError::TooLarge { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "file_too_large",
+                format!("{detail}; files over 5 GiB go through multipart or tus uploads"),
+            ),
+            FileError::Forbidden { .. } => Self::new(StatusCode::FORBIDDEN, "forbidden", detail),
+            FileError::VersionMismatch { .. } => Self::new(
+                StatusCode::PRECONDITION_FAILED,
+                "version_mismatch",
+                format!("{detail}; fetch the file again and retry with its current ETag"),
+            ),
+            FileError::Conflict => Self::new(StatusCode::CONFLICT, "concurrent_update", detail),
+            FileError::Pending => Self::new(
+                StatusCode::CONFLICT,
+                "file_pending",
+                format!("{detail}: it has no content yet"),
+            ),
+            FileError::UploadIncomplete => Self::new(
+                StatusCode::CONFLICT,
+                "upload_incomplete",
+                format!("{detail}; PUT the bytes to the upload URL first"),
+            ),
+            FileError::UploadMismatch(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "upload_mismatch",
+                format!("{detail}; upload the right bytes again to the same URL"),
+            ),
+            FileError::Storage(e) => e.into(),
+            FileError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        tracing::error!(error = ?e, "object store call failed");
+        let mut err = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "the object store is not answering; try again shortly",
+        );
+        err.retry_after = Some(5);
+        err
     }
 }
 

@@ -21,12 +21,18 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
-use self::routes::{account, auth as auth_routes, ops};
+use self::routes::{account, auth as auth_routes, blobs, files, ops, uploads};
 
 /// JSON bodies of the auth routes are small.
 const AUTH_BODY_LIMIT: usize = 16 * 1024;
 /// Default JSON body limit of the other API routes.
 const API_BODY_LIMIT: usize = 64 * 1024;
+/// A batch of 100 uploads with long names.
+const BATCH_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The base of the URLs the server hands out (`STOWAGE_PUBLIC_URL`).
+#[derive(Debug, Clone)]
+pub struct PublicBase(pub String);
 
 /// Every route, in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,7 +57,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         ),
                 )
                 .service(web::resource("/me").route(web::get().to(account::me)))
+                .service(web::resource("/uploads").route(web::post().to(uploads::create)))
+                .service(
+                    web::resource("/uploads/batch")
+                        .app_data(json_config(BATCH_BODY_LIMIT))
+                        .route(web::post().to(uploads::batch)),
+                )
+                .service(web::resource("/files").route(web::get().to(files::list)))
+                .service(
+                    web::resource("/files/{id}")
+                        .route(web::get().to(files::get))
+                        .route(web::patch().to(files::patch)),
+                )
+                .service(web::resource("/files/{id}/confirm").route(web::post().to(files::confirm)))
+                .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
+                .service(
+                    web::resource("/files/{id}/download-url")
+                        .route(web::get().to(files::download_url)),
+                )
                 .service(web::resource("/openapi.json").route(web::get().to(ops::openapi))),
+        )
+        .service(web::resource("/public/{token}").route(web::get().to(files::public)))
+        .service(
+            web::resource("/blobs/{key:.+}")
+                .route(web::put().to(blobs::put))
+                .route(web::get().to(blobs::get))
+                .route(web::head().to(blobs::get)),
         );
 }
 

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, ops};
+use super::routes::{account, auth, files, ops, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,12 +18,22 @@ use super::routes::{account, auth, ops};
         auth::refresh,
         auth::logout,
         account::me,
+        uploads::create,
+        uploads::batch,
+        files::list,
+        files::get,
+        files::patch,
+        files::confirm,
+        files::content,
+        files::download_url,
         ops::openapi,
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "account", description = "The caller's account"),
+        (name = "uploads", description = "Putting files in"),
+        (name = "files", description = "Reading, listing, changing and downloading files"),
         (name = "meta", description = "This description"),
     )
 )]

@@ -1,13 +1,16 @@
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use reqwest::header::HeaderMap;
 use reqwest::{Response, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use stowage::Application;
 use stowage::config::Cli;
+use stowage_actors::events::EventBus;
+use stowage_actors::ingest::IngestActor;
 use uuid::Uuid;
 
 /// The HMAC secret test apps sign with, so tests can forge tokens.
@@ -19,25 +22,43 @@ pub const PASSWORD: &str = "correct horse battery";
 pub enum Stack {
     /// SQLite and the local blob store in a temporary data dir.
     Embedded,
-    /// PostgreSQL at `STOWAGE_TEST_DATABASE_URL` (a fresh database per test).
+    /// PostgreSQL, S3 and NATS at `STOWAGE_TEST_DATABASE_URL`,
+    /// `STOWAGE_TEST_S3_ENDPOINT` and `STOWAGE_TEST_NATS_URL`: a fresh
+    /// database, bucket and ingest subject per test.
     Services,
 }
+
+/// What the services stack needs.
+const SERVICE_VARS: [&str; 5] = [
+    "STOWAGE_TEST_DATABASE_URL",
+    "STOWAGE_TEST_S3_ENDPOINT",
+    "STOWAGE_TEST_S3_ACCESS_KEY",
+    "STOWAGE_TEST_S3_SECRET_KEY",
+    "STOWAGE_TEST_NATS_URL",
+];
 
 impl Stack {
     /// Whether to skip a services test: only outside CI, and only when the
     /// services are not configured. In CI a missing service fails the test.
     pub fn skip(self) -> bool {
-        if self == Stack::Embedded || std::env::var_os("STOWAGE_TEST_DATABASE_URL").is_some() {
+        let missing: Vec<&str> = SERVICE_VARS
+            .iter()
+            .copied()
+            .filter(|v| std::env::var_os(v).is_none())
+            .collect();
+        if self == Stack::Embedded || missing.is_empty() {
             return false;
         }
         if std::env::var_os("CI").is_some() {
-            panic!(
-                "CI is set but STOWAGE_TEST_DATABASE_URL is not: the services stack must be tested in CI"
-            );
+            panic!("CI is set but {missing:?} are not: the services stack must be tested in CI");
         }
-        eprintln!("skipped: set STOWAGE_TEST_DATABASE_URL (see .ci/run) to run against PostgreSQL");
+        eprintln!("skipped: set {missing:?} (see .ci/run) to run against the services");
         true
     }
+}
+
+fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set"))
 }
 
 /// Defines each named `async fn(Stack)` as two tests, one per stack.
@@ -69,6 +90,14 @@ macro_rules! on_both_stacks {
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
+    pub stack: Stack,
+    /// The supervised ingest actor.
+    pub ingest: actix::Addr<IngestActor>,
+    /// The bus the app's ingest reads: tests publish object-store events here,
+    /// in-process or over NATS exactly as MinIO would.
+    pub bus: EventBus,
+    /// The bucket object events name.
+    pub bucket: String,
     data_dir: PathBuf,
 }
 
@@ -103,8 +132,21 @@ pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
     push("--workers", "1");
     push("--rate-limit-auth", "100000/min");
     push("--rate-limit-api", "100000/min");
+    let run = Uuid::new_v4().simple().to_string();
+    let ingest_subject = format!("stowage.t{run}.ingest");
+    let mut bucket = "stowage".to_owned();
     if stack == Stack::Services {
+        bucket = format!("stowage-t-{}", &run[..20]);
         push("--database-url", &fresh_postgres_database().await);
+        push("--s3-endpoint", &env("STOWAGE_TEST_S3_ENDPOINT"));
+        push("--s3-bucket", &bucket);
+        push("--aws-access-key-id", &env("STOWAGE_TEST_S3_ACCESS_KEY"));
+        push(
+            "--aws-secret-access-key",
+            &env("STOWAGE_TEST_S3_SECRET_KEY"),
+        );
+        push("--nats-url", &env("STOWAGE_TEST_NATS_URL"));
+        push("--nats-ingest-subject", &ingest_subject);
     }
     for (k, v) in options {
         push(k, v);
@@ -114,6 +156,9 @@ pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
         .await
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let ingest = app.ingest();
+    // The app's own bus: in-process, or its NATS connection.
+    let bus = app.events();
     actix_web::rt::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -123,6 +168,10 @@ pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
     TestApp {
         address,
         client,
+        stack,
+        ingest,
+        bus,
+        bucket,
         data_dir,
     }
 }
@@ -157,6 +206,19 @@ fn with_database_name(url: &str, name: &str) -> String {
         Some(q) => format!("{host_part}/{name}?{q}"),
         None => format!("{host_part}/{name}"),
     }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Bytes that differ from test to test.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let seed = Uuid::new_v4();
+    (0..len)
+        .map(|i| seed.as_bytes()[i % 16].wrapping_add((i / 16) as u8))
+        .collect()
 }
 
 /// A signed-up user.
@@ -212,6 +274,136 @@ impl TestApp {
             &json!({"refresh_token": refresh_token}),
         )
         .await
+    }
+
+    pub async fn post_authed(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn patch_file(
+        &self,
+        token: &str,
+        id: &str,
+        body: &Value,
+        if_match: Option<&str>,
+    ) -> Response {
+        let mut req = self
+            .client
+            .patch(self.url(&format!("/api/v1/files/{id}")))
+            .bearer_auth(token)
+            .json(body);
+        if let Some(v) = if_match {
+            req = req.header("if-match", v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST /api/v1/uploads`; asserts 201 and returns the body.
+    pub async fn create_upload(&self, token: &str, body: &Value) -> Value {
+        let res = self.post_authed("/api/v1/uploads", token, body).await;
+        assert_eq!(res.status(), 201, "{:?}", res.text().await);
+        res.json().await.unwrap()
+    }
+
+    /// PUTs bytes to an upload ticket's URL with its headers.
+    pub async fn put_to_ticket(&self, upload: &Value, bytes: Vec<u8>) -> Response {
+        let mut req = self.client.put(upload["url"].as_str().unwrap());
+        for (k, v) in upload["headers"].as_object().unwrap() {
+            if !k.eq_ignore_ascii_case("content-length") {
+                req = req.header(k, v.as_str().unwrap());
+            }
+        }
+        req.body(bytes).send().await.unwrap()
+    }
+
+    /// What MinIO publishes after a PUT of `size` bytes at `key`.
+    pub fn minio_event(&self, key: &str, size: u64) -> Vec<u8> {
+        let template: Value =
+            serde_json::from_str(include_str!("../fixtures/minio-put.json")).unwrap();
+        let mut event = template;
+        let escaped: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
+        event["Key"] = json!(format!("{}/{key}", self.bucket));
+        let record = &mut event["Records"][0];
+        record["eventTime"] = json!(
+            chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string()
+        );
+        record["s3"]["bucket"]["name"] = json!(self.bucket);
+        record["s3"]["object"]["key"] = json!(escaped);
+        record["s3"]["object"]["size"] = json!(size);
+        serde_json::to_vec(&event).unwrap()
+    }
+
+    /// Publishes an object-store event where the app's ingest reads.
+    pub async fn publish_event(&self, payload: Vec<u8>) {
+        self.bus
+            .publish_object_event(payload)
+            .await
+            .expect("event published");
+    }
+
+    /// Does what the store does after a PUT: on the embedded stack the local
+    /// store has already announced it; on S3 the test plays MinIO's part.
+    pub async fn announce_put(&self, owner_id: &str, file_id: &str, size: u64) {
+        if self.stack == Stack::Services {
+            let key = format!("users/{owner_id}/files/{file_id}");
+            self.publish_event(self.minio_event(&key, size)).await;
+        }
+    }
+
+    pub async fn get_file(&self, token: &str, id: &str) -> Response {
+        self.get_authed(&format!("/api/v1/files/{id}"), token).await
+    }
+
+    /// Polls until the file is available (or panics after `secs`).
+    pub async fn wait_available(&self, token: &str, id: &str, secs: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let file: Value = self.get_file(token, id).await.json().await.unwrap();
+            if file["status"] == "available" {
+                return file;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "file {id} still {} after {secs} s",
+                file["status"]
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Uploads `bytes` as a new file and waits until it is available.
+    pub async fn upload_file(&self, user: &User, name: &str, bytes: &[u8]) -> Value {
+        let created = self
+            .create_upload(
+                &user.access_token,
+                &json!({"name": name, "size": bytes.len(), "content_type": "application/octet-stream"}),
+            )
+            .await;
+        let res = self.put_to_ticket(&created["upload"], bytes.to_vec()).await;
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        let id = created["file"]["id"].as_str().unwrap();
+        self.announce_put(&user.id, id, bytes.len() as u64).await;
+        self.wait_available(&user.access_token, id, 20).await
+    }
+
+    /// Follows `GET /api/v1/files/{id}/content` to the bytes.
+    pub async fn download(&self, token: &str, id: &str) -> Vec<u8> {
+        let res = self
+            .get_authed(&format!("/api/v1/files/{id}/content"), token)
+            .await;
+        assert_eq!(res.status(), 302);
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let res = self.client.get(location).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.bytes().await.unwrap().to_vec()
     }
 
     /// Signs up a user with a fresh address and [`PASSWORD`].

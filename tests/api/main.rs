@@ -6,4 +6,7 @@ mod helpers;
 
 mod auth;
 mod cross_cutting;
+mod files;
+mod ingest;
 mod ops;
+mod uploads;

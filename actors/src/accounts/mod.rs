@@ -45,13 +45,6 @@ pub struct NewAccount {
     pub display_name: Option<DisplayName>,
 }
 
-/// How much a user stores.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub files: u64,
-    pub bytes: u64,
-}
-
 #[derive(Clone)]
 pub struct Accounts {
     db: DatabaseConnection,
@@ -291,11 +284,6 @@ impl Accounts {
             .one(&self.db)
             .await?
             .ok_or(AccountError::UserGone)
-    }
-
-    /// What the user stores. Counts live files once files exist.
-    pub async fn usage(&self, _user_id: Uuid) -> Result<Usage, AccountError> {
-        Ok(Usage::default())
     }
 
     fn issue(

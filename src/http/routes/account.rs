@@ -4,6 +4,7 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use stowage_actors::accounts::Accounts;
+use stowage_actors::files::Files;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -35,9 +36,10 @@ pub struct MeBody {
 pub async fn me(
     caller: Authenticated,
     accounts: web::Data<Accounts>,
+    files: web::Data<Files>,
 ) -> Result<web::Json<MeBody>, ApiError> {
     let user = accounts.user(caller.0.user_id).await?;
-    let usage = accounts.usage(user.id).await?;
+    let usage = files.usage(user.id).await?;
     Ok(web::Json(MeBody {
         id: user.id,
         email: user.email,

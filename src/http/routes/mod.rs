@@ -1,3 +1,6 @@
 pub mod account;
 pub mod auth;
+pub mod blobs;
+pub mod files;
 pub mod ops;
+pub mod uploads;

@@ -4,6 +4,8 @@ use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sea_orm::DatabaseConnection;
 use serde::Serialize;
+use stowage_actors::events::EventBus;
+use stowage_actors::files::Files;
 use utoipa::{OpenApi, ToSchema};
 
 /// 200 while the process serves.
@@ -28,20 +30,23 @@ impl Readiness {
 }
 
 /// 200 when every dependency answers, 503 naming the ones that do not.
-pub async fn readyz(db: web::Data<DatabaseConnection>) -> HttpResponse {
-    let database = match db.ping().await {
+pub async fn readyz(
+    db: web::Data<DatabaseConnection>,
+    files: web::Data<Files>,
+    bus: web::Data<EventBus>,
+) -> HttpResponse {
+    let (database, storage) = tokio::join!(db.ping(), files.storage().ping());
+    let verdict = |what: &str, r: Result<(), String>| match r {
         Ok(()) => "ok".to_owned(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness: database unreachable");
-            "unreachable".to_owned()
+            tracing::warn!(error = %e, "readiness: {what} not ready");
+            e
         }
     };
-    // The local blob store and the in-process event bus live in this process:
-    // while it answers, they do.
     let report = Readiness {
-        database,
-        storage: "ok".into(),
-        events: "ok".into(),
+        database: verdict("database", database.map_err(|_| "unreachable".to_owned())),
+        storage: verdict("storage", storage.map_err(|_| "unreachable".to_owned())),
+        events: verdict("events", bus.health()),
     };
     if report.ready() {
         HttpResponse::Ok().json(report)

@@ -1,0 +1,413 @@
+//! Events in and out.
+//!
+//! *In*: object-store notifications in MinIO's format, from NATS JetStream
+//! (MinIO's NATS target, or the local store when NATS is configured) or from
+//! the in-process bus of the embedded default. Either way they reach the
+//! ingest actor through an [`IngestSource`] with the same ack, retry and
+//! terminate semantics.
+//!
+//! *Out*: domain events (`file.available`, …) published after the commit
+//! that caused them, on `stowage.events.<type>` when NATS is configured, and
+//! always to in-process subscribers.
+
+pub mod minio;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast, mpsc};
+use uuid::Uuid;
+
+/// Subject prefix of outgoing domain events.
+pub const EVENTS_PREFIX: &str = "stowage.events";
+/// Durable consumer every instance shares: each event goes to one of them.
+const INGEST_CONSUMER: &str = "stowage-ingest";
+/// Deliveries before a message that keeps failing is terminated.
+pub const MAX_DELIVER: u64 = 5;
+
+/// A domain event, as published.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DomainEvent {
+    pub event_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub occurred_at: DateTime<Utc>,
+    pub file_id: Uuid,
+    pub owner_id: Uuid,
+    pub actor_id: Option<Uuid>,
+    pub data: serde_json::Value,
+}
+
+impl DomainEvent {
+    pub fn new(
+        kind: &'static str,
+        file_id: Uuid,
+        owner_id: Uuid,
+        actor_id: Option<Uuid>,
+        data: serde_json::Value,
+    ) -> Self {
+        Self {
+            event_id: Uuid::now_v7(),
+            kind,
+            occurred_at: crate::time::now(),
+            file_id,
+            owner_id,
+            actor_id,
+            data,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    domain: broadcast::Sender<DomainEvent>,
+    transport: Transport,
+}
+
+enum Transport {
+    InProcess {
+        tx: mpsc::UnboundedSender<Inbound>,
+        rx: Arc<Mutex<mpsc::UnboundedReceiver<Inbound>>>,
+    },
+    Nats(Box<NatsTransport>),
+}
+
+struct NatsTransport {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    ingest_subject: String,
+    stream: String,
+}
+
+impl EventBus {
+    /// The bus of the embedded default: everything stays in this process.
+    pub fn in_process() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self::with(Transport::InProcess {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+        })
+    }
+
+    /// Connects to NATS and makes sure the ingest stream exists.
+    pub async fn connect_nats(url: &str, ingest_subject: &str) -> anyhow::Result<Self> {
+        let client = async_nats::ConnectOptions::new()
+            .name("stowage")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        let jetstream = jetstream::new(client.clone());
+        let stream = stream_name(ingest_subject);
+        jetstream
+            .get_or_create_stream(stream::Config {
+                name: stream.clone(),
+                subjects: vec![ingest_subject.to_owned()],
+                // Each event is work for one instance; acked events go.
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                max_age: Duration::from_secs(7 * 24 * 3600),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| {
+                format!("creating the JetStream stream {stream} on {ingest_subject}")
+            })?;
+        Ok(Self::with(Transport::Nats(Box::new(NatsTransport {
+            client,
+            jetstream,
+            ingest_subject: ingest_subject.to_owned(),
+            stream,
+        }))))
+    }
+
+    fn with(transport: Transport) -> Self {
+        let (domain, _) = broadcast::channel(1024);
+        Self {
+            inner: Arc::new(Inner { domain, transport }),
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self.inner.transport {
+            Transport::InProcess { .. } => "in-process",
+            Transport::Nats(_) => "nats",
+        }
+    }
+
+    /// Publishes an object-store notification for ingest (what MinIO does
+    /// after a PUT). On NATS it returns once JetStream has stored it.
+    pub async fn publish_object_event(&self, payload: Vec<u8>) -> anyhow::Result<()> {
+        match &self.inner.transport {
+            Transport::InProcess { tx, .. } => tx
+                .send(Inbound::in_process(Bytes::from(payload), 1))
+                .map_err(|_| anyhow::anyhow!("the in-process bus is closed")),
+            Transport::Nats(nats) => {
+                nats.jetstream
+                    .publish(nats.ingest_subject.clone(), Bytes::from(payload))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .await
+                    .map_err(|e| anyhow::anyhow!("JetStream did not store the event: {e}"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Publishes a domain event. Call it after the commit that made it true.
+    /// Delivery is best effort: a failure is logged, never returned.
+    pub async fn publish(&self, event: DomainEvent) {
+        if let Transport::Nats(nats) = &self.inner.transport {
+            let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
+            match serde_json::to_vec(&event) {
+                Ok(body) => {
+                    if let Err(e) = nats.client.publish(subject, Bytes::from(body)).await {
+                        tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %e, "domain event not published");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "domain event not serialisable"),
+            }
+        }
+        // No receiver is fine.
+        let _ = self.inner.domain.send(event);
+    }
+
+    /// Domain events published by this process from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<DomainEvent> {
+        self.inner.domain.subscribe()
+    }
+
+    /// Where the ingest actor reads from. On NATS: the shared durable pull
+    /// consumer, created if missing.
+    pub async fn ingest_source(&self) -> anyhow::Result<IngestSource> {
+        match &self.inner.transport {
+            Transport::InProcess { tx, rx } => Ok(IngestSource::InProcess {
+                tx: tx.clone(),
+                rx: rx.clone(),
+            }),
+            Transport::Nats(nats) => {
+                let stream = nats
+                    .jetstream
+                    .get_stream(&nats.stream)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("opening the ingest stream")?;
+                let consumer: PullConsumer = stream
+                    .get_or_create_consumer(
+                        INGEST_CONSUMER,
+                        jetstream::consumer::pull::Config {
+                            durable_name: Some(INGEST_CONSUMER.to_owned()),
+                            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                            ack_wait: Duration::from_secs(30),
+                            max_deliver: MAX_DELIVER as i64,
+                            // One subject per consumer: NATS 2.9 ignores the plural form.
+                            filter_subject: nats.ingest_subject.clone(),
+                            max_ack_pending: 20_000,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("creating the ingest consumer")?;
+                Ok(IngestSource::Nats(Box::new(consumer)))
+            }
+        }
+    }
+
+    /// `Ok` while events can flow.
+    pub fn health(&self) -> Result<(), String> {
+        match &self.inner.transport {
+            Transport::InProcess { tx, .. } if tx.is_closed() => {
+                Err("in-process bus closed".into())
+            }
+            Transport::InProcess { .. } => Ok(()),
+            Transport::Nats(nats) => match nats.client.connection_state() {
+                async_nats::connection::State::Connected => Ok(()),
+                other => Err(format!("NATS {other:?}").to_lowercase()),
+            },
+        }
+    }
+}
+
+/// A JetStream stream name for a subject: `stowage.ingest` → `STOWAGE_INGEST`.
+fn stream_name(subject: &str) -> String {
+    subject
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Where ingest reads notifications from.
+pub enum IngestSource {
+    InProcess {
+        tx: mpsc::UnboundedSender<Inbound>,
+        rx: Arc<Mutex<mpsc::UnboundedReceiver<Inbound>>>,
+    },
+    Nats(Box<PullConsumer>),
+}
+
+impl IngestSource {
+    /// Up to `max` messages: waits for the first up to `wait`, then takes
+    /// what is already there. An empty batch is normal.
+    pub async fn next_batch(&mut self, max: usize, wait: Duration) -> anyhow::Result<Vec<Inbound>> {
+        match self {
+            IngestSource::InProcess { tx, rx } => {
+                let mut rx = rx.lock().await;
+                let mut batch = Vec::new();
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(mut first)) => {
+                        first.requeue = Some(tx.clone());
+                        batch.push(first);
+                    }
+                    Ok(None) => anyhow::bail!("the in-process bus is closed"),
+                    Err(_) => return Ok(batch),
+                }
+                while batch.len() < max {
+                    match rx.try_recv() {
+                        Ok(mut m) => {
+                            m.requeue = Some(tx.clone());
+                            batch.push(m);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                Ok(batch)
+            }
+            IngestSource::Nats(consumer) => {
+                let mut messages = consumer
+                    .fetch()
+                    .max_messages(max)
+                    .expires(wait)
+                    .messages()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("fetching from JetStream: {e}"))?;
+                let mut batch = Vec::new();
+                while let Some(message) = messages.next().await {
+                    let message =
+                        message.map_err(|e| anyhow::anyhow!("JetStream delivery: {e}"))?;
+                    let (sequence, attempt) = message
+                        .info()
+                        .map(|i| (Some(i.stream_sequence), i.delivered.max(1) as u64))
+                        .unwrap_or((None, 1));
+                    batch.push(Inbound {
+                        payload: message.payload.clone(),
+                        subject: message.subject.to_string(),
+                        sequence,
+                        attempt,
+                        nats: Some(message),
+                        requeue: None,
+                    });
+                }
+                Ok(batch)
+            }
+        }
+    }
+}
+
+/// One delivered notification and the means to settle it.
+pub struct Inbound {
+    pub payload: Bytes,
+    pub subject: String,
+    /// The stream sequence on NATS.
+    pub sequence: Option<u64>,
+    /// 1 on first delivery.
+    pub attempt: u64,
+    nats: Option<jetstream::Message>,
+    requeue: Option<mpsc::UnboundedSender<Inbound>>,
+}
+
+impl Inbound {
+    fn in_process(payload: Bytes, attempt: u64) -> Self {
+        Self {
+            payload,
+            subject: "in-process".into(),
+            sequence: None,
+            attempt,
+            nats: None,
+            requeue: None,
+        }
+    }
+
+    /// Done: never deliver again.
+    pub async fn ack(self) -> anyhow::Result<()> {
+        self.settle(AckKind::Ack).await
+    }
+
+    /// Not done: deliver again after `delay`.
+    pub async fn retry(self, delay: Duration) -> anyhow::Result<()> {
+        if let Some(tx) = self.requeue {
+            let again = Inbound::in_process(self.payload, self.attempt + 1);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(again);
+            });
+            return Ok(());
+        }
+        self.settle(AckKind::Nak(Some(delay))).await
+    }
+
+    /// Poison: never deliver again, and it was not done.
+    pub async fn terminate(self) -> anyhow::Result<()> {
+        self.settle(AckKind::Term).await
+    }
+
+    async fn settle(self, kind: AckKind) -> anyhow::Result<()> {
+        match self.nats {
+            Some(message) => message
+                .ack_with(kind)
+                .await
+                .map_err(|e| anyhow::anyhow!("settling a JetStream message: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_names_follow_subjects() {
+        assert_eq!(stream_name("stowage.ingest"), "STOWAGE_INGEST");
+        assert_eq!(stream_name("a.b-c.*"), "A_B_C__");
+    }
+
+    #[tokio::test]
+    async fn in_process_delivery_retries_with_a_growing_attempt() {
+        let bus = EventBus::in_process();
+        let mut source = bus.ingest_source().await.unwrap();
+        bus.publish_object_event(b"one".to_vec()).await.unwrap();
+        let batch = source.next_batch(10, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(batch[0].attempt, 1);
+        let first = batch.into_iter().next().unwrap();
+        first.retry(Duration::from_millis(10)).await.unwrap();
+        let batch = source.next_batch(10, Duration::from_secs(1)).await.unwrap();
+        assert_eq!((batch.len(), batch[0].attempt), (1, 2));
+        assert!(
+            source
+                .next_batch(10, Duration::from_millis(20))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

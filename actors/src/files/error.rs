@@ -1,0 +1,42 @@
+use crate::domain::ValidationError;
+use crate::storage::StorageError;
+
+/// What can go wrong with files and uploads.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    /// No such file, or the caller may not see it: one answer for both.
+    #[error("file {0} does not exist")]
+    NotFound(uuid::Uuid),
+    #[error("a file named {0:?} already exists")]
+    NameTaken(String),
+    #[error("{size} bytes is more than the {max} bytes allowed")]
+    TooLarge { size: u64, max: u64 },
+    /// The caller may see the file but not do this to it.
+    #[error("only the file's {needed} may {action}")]
+    Forbidden {
+        needed: &'static str,
+        action: &'static str,
+    },
+    #[error("the file's version is {current}, not the one given in If-Match")]
+    VersionMismatch { current: i64 },
+    #[error("the file changed while this request was being handled; retry it")]
+    Conflict,
+    #[error("the upload of this file has not finished")]
+    Pending,
+    #[error("no object has been uploaded for this file yet")]
+    UploadIncomplete,
+    #[error("the uploaded object does not match: {0}")]
+    UploadMismatch(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sea_orm::DbErr> for FileError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::Unexpected(anyhow::Error::new(e).context("database"))
+    }
+}

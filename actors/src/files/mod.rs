@@ -1,0 +1,615 @@
+//! Files: direct uploads and their confirmation, reading, listing, renaming,
+//! visibility, downloads and public links. Who may do what is decided here,
+//! once, from the caller's role on the file.
+
+mod error;
+pub mod list;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
+    FromQueryResult, QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
+};
+use serde_json::json;
+use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
+use uuid::Uuid;
+
+pub use error::FileError;
+pub use list::{Cursor, ListQuery, Sort, View};
+
+use crate::domain::{ContentType, Disposition, FileName, ObjectKey, Sha256Hex, ValidationError};
+use crate::events::{DomainEvent, EventBus};
+use crate::storage::{ObjectMeta, PresignedRequest, Storage};
+use crate::time::now;
+
+/// The largest object one PUT may create (S3's limit); larger files use multipart.
+pub const MAX_SINGLE_PUT: u64 = 5 << 30;
+/// Lifetime of download URLs handed out by `content`, `download-url` and public links.
+pub const DOWNLOAD_URL_TTL: Duration = Duration::from_secs(300);
+/// Default and bounds of a presigned upload URL's lifetime.
+pub const UPLOAD_URL_TTL: Duration = Duration::from_secs(3600);
+pub const UPLOAD_URL_TTL_MIN: u64 = 1;
+pub const UPLOAD_URL_TTL_MAX: u64 = 7 * 24 * 3600;
+/// At most this many files in one batch upload request.
+pub const MAX_BATCH: usize = 100;
+
+/// The caller's role on a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Owner,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+/// A file as one caller sees it.
+#[derive(Debug, Clone)]
+pub struct FileView {
+    pub file: files::Model,
+    pub role: Role,
+}
+
+/// A direct upload request after parsing.
+#[derive(Debug, Clone)]
+pub struct NewUpload {
+    pub name: FileName,
+    pub size: u64,
+    pub content_type: ContentType,
+    pub sha256: Option<Sha256Hex>,
+    pub url_ttl: Duration,
+}
+
+impl NewUpload {
+    /// Checks an `expires_in_seconds`.
+    pub fn url_ttl(seconds: Option<u64>) -> Result<Duration, ValidationError> {
+        match seconds {
+            None => Ok(UPLOAD_URL_TTL),
+            Some(s) if (UPLOAD_URL_TTL_MIN..=UPLOAD_URL_TTL_MAX).contains(&s) => {
+                Ok(Duration::from_secs(s))
+            }
+            Some(_) => Err(ValidationError::new(
+                "expires_in_seconds",
+                format!("must be between {UPLOAD_URL_TTL_MIN} and {UPLOAD_URL_TTL_MAX}"),
+            )),
+        }
+    }
+}
+
+/// A created file and where to PUT its bytes.
+#[derive(Debug, Clone)]
+pub struct DirectUpload {
+    pub file: FileView,
+    pub request: PresignedRequest,
+}
+
+/// A metadata change. `expires_at: Some(None)` clears the expiry.
+#[derive(Debug, Clone, Default)]
+pub struct FilePatch {
+    pub name: Option<FileName>,
+    pub visibility: Option<Visibility>,
+    pub expires_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// A page of a listing.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<FileView>,
+    pub next_cursor: Option<String>,
+}
+
+/// How much a user stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone)]
+pub struct Files {
+    db: DatabaseConnection,
+    storage: Arc<Storage>,
+    bus: EventBus,
+    max_upload_size: u64,
+}
+
+impl Files {
+    pub fn new(
+        db: DatabaseConnection,
+        storage: Arc<Storage>,
+        bus: EventBus,
+        max_upload_size: u64,
+    ) -> Self {
+        Self {
+            db,
+            storage,
+            bus,
+            max_upload_size,
+        }
+    }
+
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// Creates pending files and presigned PUTs for them, all or nothing.
+    #[tracing::instrument(skip_all, fields(owner_id = %owner, count = uploads.len()))]
+    pub async fn create_direct_uploads(
+        &self,
+        owner: Uuid,
+        uploads: Vec<NewUpload>,
+    ) -> Result<Vec<DirectUpload>, FileError> {
+        let max = Ord::min(self.max_upload_size, MAX_SINGLE_PUT);
+        for (i, u) in uploads.iter().enumerate() {
+            if u.size > max {
+                return Err(FileError::TooLarge { size: u.size, max });
+            }
+            if uploads[..i].iter().any(|v| v.name == u.name) {
+                return Err(FileError::NameTaken(u.name.as_str().to_owned()));
+            }
+        }
+        let at = now();
+        let txn = self.db.begin().await?;
+        let mut created = Vec::with_capacity(uploads.len());
+        for u in uploads {
+            let id = Uuid::now_v7();
+            let key = ObjectKey::new(owner, id).to_string();
+            let file = files::ActiveModel {
+                id: Set(id),
+                owner_id: Set(owner),
+                name: Set(u.name.as_str().to_owned()),
+                name_lower: Set(u.name.lower()),
+                size: Set(u.size as i64),
+                content_type: Set(u.content_type.as_str().to_owned()),
+                sha256: Set(u.sha256.map(Sha256Hex::into_string)),
+                status: Set(FileStatus::Pending),
+                visibility: Set(Visibility::Private),
+                public_token: Set(None),
+                object_key: Set(key.clone()),
+                version: Set(1),
+                created_at: Set(at),
+                updated_at: Set(at),
+                available_at: Set(None),
+                expires_at: Set(None),
+                deleted_at: Set(None),
+                purge_at: Set(None),
+            };
+            let file = insert_file(&txn, file, u.name.as_str()).await?;
+            let request = self
+                .storage
+                .presign_put(&key, u.size, u.content_type.as_str(), u.url_ttl)
+                .await?;
+            upload_sessions::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                owner_id: Set(owner),
+                file_id: Set(id),
+                kind: Set(UploadKind::Direct),
+                state: Set(UploadState::Active),
+                size: Set(Some(u.size as i64)),
+                offset: Set(0),
+                parts_received: Set(0),
+                part_size: Set(None),
+                s3_upload_id: Set(None),
+                metadata: Set(None),
+                created_at: Set(at),
+                updated_at: Set(at),
+                expires_at: Set(request.expires_at),
+            }
+            .insert(&txn)
+            .await?;
+            created.push(DirectUpload {
+                file: FileView {
+                    file,
+                    role: Role::Owner,
+                },
+                request,
+            });
+        }
+        txn.commit().await?;
+        Ok(created)
+    }
+
+    /// Checks the stored object against the file and makes it available.
+    #[tracing::instrument(skip(self), fields(file_id = %id))]
+    pub async fn confirm(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
+        let view = self.access(caller, id).await?;
+        if view.role != Role::Owner {
+            return Err(FileError::Forbidden {
+                needed: "owner",
+                action: "confirm its upload",
+            });
+        }
+        if view.file.status == FileStatus::Available {
+            return Ok(view);
+        }
+        let file = view.file;
+        let meta = self
+            .storage
+            .head(&file.object_key)
+            .await?
+            .ok_or(FileError::UploadIncomplete)?;
+        let digest = verify_object(&self.storage, &file, &meta).await?;
+        mark_available(&self.db, &[(file.id, digest)]).await?;
+        let file = self.load(id).await?;
+        self.bus.publish(available_event(&file)).await;
+        Ok(FileView {
+            file,
+            role: Role::Owner,
+        })
+    }
+
+    /// The file, if the caller may see it (pending files only to their owner).
+    pub async fn get(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
+        self.access(caller, id).await
+    }
+
+    pub async fn list(&self, caller: Uuid, query: &ListQuery) -> Result<Page, FileError> {
+        let select = match query.view {
+            View::Owned => files::Entity::find()
+                .filter(files::Column::OwnerId.eq(caller))
+                .filter(files::Column::DeletedAt.is_null()),
+        };
+        let mut rows = list::apply(select, query).all(&self.db).await?;
+        let more = rows.len() as u64 > query.limit;
+        rows.truncate(query.limit as usize);
+        let next_cursor = more
+            .then(|| rows.last().map(|f| Cursor::after(query.sort, f).encode()))
+            .flatten();
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(|file| FileView {
+                    file,
+                    role: Role::Owner,
+                })
+                .collect(),
+            next_cursor,
+        })
+    }
+
+    /// Applies a metadata change, guarded by the file's version.
+    #[tracing::instrument(skip(self, patch), fields(file_id = %id))]
+    pub async fn update(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        patch: FilePatch,
+        if_match: Option<i64>,
+    ) -> Result<FileView, FileError> {
+        let view = self.access(caller, id).await?;
+        let file = &view.file;
+        if if_match.is_some_and(|expected| expected != file.version) {
+            return Err(FileError::VersionMismatch {
+                current: file.version,
+            });
+        }
+        let owner_only = patch.visibility.is_some() || patch.expires_at.is_some();
+        if owner_only && view.role != Role::Owner {
+            return Err(FileError::Forbidden {
+                needed: "owner",
+                action: "change visibility or expiry",
+            });
+        }
+        if patch.name.is_some() && view.role == Role::Viewer {
+            return Err(FileError::Forbidden {
+                needed: "owner or an editor",
+                action: "rename it",
+            });
+        }
+        if patch.visibility == Some(Visibility::Public) && file.status != FileStatus::Available {
+            return Err(FileError::Pending);
+        }
+        if patch
+            .expires_at
+            .flatten()
+            .is_some_and(|at| at <= Utc::now())
+        {
+            return Err(ValidationError::new("expires_at", "must be in the future").into());
+        }
+        let renamed = patch
+            .name
+            .as_ref()
+            .filter(|n| n.as_str() != file.name)
+            .map(|n| (file.name.clone(), n.as_str().to_owned()));
+
+        let mut update = files::Entity::update_many()
+            .col_expr(
+                files::Column::Version,
+                Expr::col(files::Column::Version).add(1),
+            )
+            .col_expr(files::Column::UpdatedAt, Expr::value(now()))
+            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::Version.eq(file.version));
+        if let Some(name) = &patch.name {
+            update = update
+                .col_expr(files::Column::Name, Expr::value(name.as_str()))
+                .col_expr(files::Column::NameLower, Expr::value(name.lower()));
+        }
+        match patch.visibility {
+            Some(Visibility::Public) if file.visibility != Visibility::Public => {
+                update = update
+                    .col_expr(files::Column::Visibility, Expr::value(Visibility::Public))
+                    .col_expr(files::Column::PublicToken, Expr::value(public_token()));
+            }
+            Some(Visibility::Private) => {
+                update = update
+                    .col_expr(files::Column::Visibility, Expr::value(Visibility::Private))
+                    .col_expr(
+                        files::Column::PublicToken,
+                        Expr::value(Option::<String>::None),
+                    );
+            }
+            _ => {}
+        }
+        if let Some(expires_at) = patch.expires_at {
+            update = update.col_expr(files::Column::ExpiresAt, Expr::value(expires_at));
+        }
+        let result = match update.exec(&self.db).await {
+            Ok(r) => r,
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                let name = patch
+                    .name
+                    .map(|n| n.as_str().to_owned())
+                    .unwrap_or_default();
+                return Err(FileError::NameTaken(name));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if result.rows_affected == 0 {
+            // Someone else changed it between our read and write.
+            return match if_match {
+                Some(_) => {
+                    let current = self.load(id).await?.version;
+                    Err(FileError::VersionMismatch { current })
+                }
+                None => Err(FileError::Conflict),
+            };
+        }
+        let updated = self.load(id).await?;
+        if let Some((old, new)) = renamed {
+            self.bus
+                .publish(DomainEvent::new(
+                    "file.renamed",
+                    updated.id,
+                    updated.owner_id,
+                    Some(caller),
+                    json!({"old_name": old, "new_name": new, "version": updated.version}),
+                ))
+                .await;
+        }
+        Ok(FileView {
+            file: updated,
+            role: view.role,
+        })
+    }
+
+    /// A short-lived signed URL that downloads the file.
+    pub async fn download_url(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        disposition: Disposition,
+    ) -> Result<(String, DateTime<Utc>), FileError> {
+        let view = self.access(caller, id).await?;
+        self.signed_download(&view.file, disposition).await
+    }
+
+    /// The signed URL behind a public link, while the file is public.
+    pub async fn public_download(
+        &self,
+        token: &str,
+        disposition: Disposition,
+    ) -> Result<String, FileError> {
+        let file = files::Entity::find()
+            .filter(files::Column::PublicToken.eq(token))
+            .filter(files::Column::Visibility.eq(Visibility::Public))
+            .filter(files::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?
+            .filter(|f| f.status == FileStatus::Available)
+            .ok_or(FileError::NotFound(Uuid::nil()))?;
+        Ok(self.signed_download(&file, disposition).await?.0)
+    }
+
+    async fn signed_download(
+        &self,
+        file: &files::Model,
+        disposition: Disposition,
+    ) -> Result<(String, DateTime<Utc>), FileError> {
+        if file.status != FileStatus::Available {
+            return Err(FileError::Pending);
+        }
+        Ok(self
+            .storage
+            .presign_get(
+                &file.object_key,
+                DOWNLOAD_URL_TTL,
+                &disposition.header_value(&file.name),
+                &file.content_type,
+            )
+            .await?)
+    }
+
+    /// Live, available files the user owns, and their bytes.
+    pub async fn usage(&self, owner: Uuid) -> Result<Usage, FileError> {
+        #[derive(FromQueryResult)]
+        struct Row {
+            files: i64,
+            bytes: Option<i64>,
+        }
+        let row = files::Entity::find()
+            .select_only()
+            .column_as(files::Column::Id.count(), "files")
+            // PostgreSQL sums bigints as numeric: bring it back to bigint.
+            .column_as(files::Column::Size.sum().cast_as("BIGINT"), "bytes")
+            .filter(files::Column::OwnerId.eq(owner))
+            .filter(files::Column::DeletedAt.is_null())
+            .filter(files::Column::Status.eq(FileStatus::Available))
+            .into_model::<Row>()
+            .one(&self.db)
+            .await?;
+        Ok(row.map_or_else(Usage::default, |r| Usage {
+            files: u64::try_from(r.files).unwrap_or(0),
+            bytes: u64::try_from(r.bytes.unwrap_or(0)).unwrap_or(0),
+        }))
+    }
+
+    /// The caller's view of a live file; `NotFound` for anyone who may not see it.
+    async fn access(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
+        let file = files::Entity::find_by_id(id)
+            .filter(files::Column::DeletedAt.is_null())
+            .one(&self.db)
+            .await?
+            .ok_or(FileError::NotFound(id))?;
+        if file.owner_id == caller {
+            return Ok(FileView {
+                file,
+                role: Role::Owner,
+            });
+        }
+        Err(FileError::NotFound(id))
+    }
+
+    async fn load(&self, id: Uuid) -> Result<files::Model, FileError> {
+        files::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(FileError::NotFound(id))
+    }
+}
+
+async fn insert_file(
+    conn: &impl ConnectionTrait,
+    file: files::ActiveModel,
+    name: &str,
+) -> Result<files::Model, FileError> {
+    match file.insert(conn).await {
+        Ok(f) => Ok(f),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(FileError::NameTaken(name.to_owned()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Compares a stored object with what the file expects; returns the digest
+/// to record (the one checked, or the one the store computed).
+pub(crate) async fn verify_object(
+    storage: &Storage,
+    file: &files::Model,
+    meta: &ObjectMeta,
+) -> Result<Option<String>, FileError> {
+    if meta.size != file.size as u64 {
+        return Err(FileError::UploadMismatch(format!(
+            "the object has {} bytes, the file was declared with {}",
+            meta.size, file.size
+        )));
+    }
+    let Some(expected) = &file.sha256 else {
+        return Ok(meta.sha256.clone());
+    };
+    let actual = match &meta.sha256 {
+        Some(d) => Some(d.clone()),
+        None => storage.sha256(&file.object_key).await?,
+    };
+    match actual {
+        Some(d) if &d == expected => Ok(Some(d)),
+        Some(d) => Err(FileError::UploadMismatch(format!(
+            "the object's sha256 is {d}, the file was declared with {expected}"
+        ))),
+        None => Err(FileError::UploadIncomplete),
+    }
+}
+
+/// Makes pending files available (with the digest to record, if any) and
+/// completes their direct upload sessions. Files that are no longer pending
+/// are left alone; returns how many changed.
+pub(crate) async fn mark_available(
+    db: &DatabaseConnection,
+    files_and_digests: &[(Uuid, Option<String>)],
+) -> Result<u64, FileError> {
+    if files_and_digests.is_empty() {
+        return Ok(0);
+    }
+    let at = now();
+    let txn = db.begin().await?;
+    let mut changed = 0;
+    // One statement for the files without a new digest, one per file with one.
+    let plain: Vec<Uuid> = files_and_digests
+        .iter()
+        .filter(|(_, d)| d.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    let pending = |q: sea_orm::UpdateMany<files::Entity>| {
+        q.col_expr(files::Column::Status, Expr::value(FileStatus::Available))
+            .col_expr(
+                files::Column::Version,
+                Expr::col(files::Column::Version).add(1),
+            )
+            .col_expr(files::Column::UpdatedAt, Expr::value(at))
+            .col_expr(files::Column::AvailableAt, Expr::value(at))
+            .filter(files::Column::Status.eq(FileStatus::Pending))
+    };
+    for chunk in plain.chunks(500) {
+        changed += pending(files::Entity::update_many())
+            .filter(files::Column::Id.is_in(chunk.iter().copied()))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
+    for (id, digest) in files_and_digests.iter().filter(|(_, d)| d.is_some()) {
+        changed += pending(files::Entity::update_many())
+            .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
+            .filter(files::Column::Id.eq(*id))
+            .exec(&txn)
+            .await?
+            .rows_affected;
+    }
+    let ids: Vec<Uuid> = files_and_digests.iter().map(|(id, _)| *id).collect();
+    for chunk in ids.chunks(500) {
+        upload_sessions::Entity::update_many()
+            .col_expr(
+                upload_sessions::Column::State,
+                Expr::value(UploadState::Completed),
+            )
+            .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(at))
+            .filter(upload_sessions::Column::FileId.is_in(chunk.iter().copied()))
+            .filter(upload_sessions::Column::Kind.eq(UploadKind::Direct))
+            .filter(upload_sessions::Column::State.eq(UploadState::Active))
+            .exec(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+    Ok(changed)
+}
+
+pub(crate) fn available_event(file: &files::Model) -> DomainEvent {
+    DomainEvent::new(
+        "file.available",
+        file.id,
+        file.owner_id,
+        None,
+        json!({"name": file.name, "size": file.size, "content_type": file.content_type, "sha256": file.sha256}),
+    )
+}
+
+/// An unguessable token for a public link.
+fn public_token() -> String {
+    use base64::Engine;
+    let mut raw = [0u8; 24];
+    rand::fill(&mut raw);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}

@@ -1,0 +1,195 @@
+//! The supervised ingest actor. It (re)connects its source in `started`,
+//! pumps one batch at a time, and stops itself when the source breaks so its
+//! supervisor restarts it, after a back-off.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::{BATCH_MAX, BATCH_WAIT, Ingest, Outcome};
+use crate::events::minio;
+use crate::events::{EventBus, Inbound, IngestSource, MAX_DELIVER};
+use crate::metrics::ACTOR_RESTARTS_TOTAL;
+
+/// Pull and apply the next batch.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Pump;
+
+/// Stop now (the supervisor restarts the actor): for tests and operators.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+pub struct IngestActor {
+    ingest: Ingest,
+    bus: EventBus,
+    source: Option<IngestSource>,
+    /// Consecutive failures, for the back-off.
+    failures: u32,
+}
+
+impl IngestActor {
+    pub fn new(ingest: Ingest) -> Self {
+        let bus = ingest.bus.clone();
+        Self {
+            ingest,
+            bus,
+            source: None,
+            failures: 0,
+        }
+    }
+
+    /// Waits, then stops, so the supervisor restarts us.
+    fn fail(&mut self, ctx: &mut Context<Self>, what: &str, error: anyhow::Error) {
+        let delay = backoff(self.failures);
+        self.failures += 1;
+        tracing::error!(error = ?error, retry_in = ?delay, "ingest {what} failed; restarting");
+        ctx.run_later(delay, |_, ctx| ctx.stop());
+    }
+}
+
+impl Actor for IngestActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let bus = self.bus.clone();
+        async move { bus.ingest_source().await }
+            .into_actor(self)
+            .map(|result, act, ctx| match result {
+                Ok(source) => {
+                    tracing::info!(bus = act.bus.kind(), "ingest connected");
+                    act.source = Some(source);
+                    ctx.notify(Pump);
+                }
+                Err(e) => act.fail(ctx, "connection", e),
+            })
+            .wait(ctx);
+    }
+}
+
+impl Supervised for IngestActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "ingest").increment(1);
+        self.source = None;
+    }
+}
+
+impl Handler<Pump> for IngestActor {
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, _: Pump, _: &mut Context<Self>) -> Self::Result {
+        let Some(mut source) = self.source.take() else {
+            return Box::pin(fut::ready(()));
+        };
+        let ingest = self.ingest.clone();
+        Box::pin(
+            async move {
+                let result = pump(&ingest, &mut source).await;
+                (source, result)
+            }
+            .into_actor(self)
+            .map(|(source, result), act, ctx| {
+                act.source = Some(source);
+                match result {
+                    Ok(()) => {
+                        act.failures = 0;
+                        ctx.notify(Pump);
+                    }
+                    Err(e) => act.fail(ctx, "source", e),
+                }
+            }),
+        )
+    }
+}
+
+impl Handler<Stop> for IngestActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// One batch. Only a broken source is an error: everything else is settled
+/// message by message.
+async fn pump(ingest: &Ingest, source: &mut IngestSource) -> anyhow::Result<()> {
+    let batch = source.next_batch(BATCH_MAX, BATCH_WAIT).await?;
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut parsed: Vec<(Inbound, usize)> = Vec::with_capacity(batch.len());
+    let mut events = Vec::with_capacity(batch.len());
+    for message in batch {
+        match minio::parse(&message.payload) {
+            Ok(records) => {
+                parsed.push((message, records.len()));
+                events.extend(records);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    subject = %message.subject,
+                    sequence = ?message.sequence,
+                    bytes = message.payload.len(),
+                    error = %e,
+                    "malformed ingest event terminated"
+                );
+                Outcome::Malformed.count();
+                settle(message.terminate().await);
+            }
+        }
+    }
+    match ingest.apply(&events).await {
+        Ok(outcomes) => {
+            for outcome in outcomes {
+                outcome.count();
+            }
+            for (message, _) in parsed {
+                settle(message.ack().await);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = ?e, events = events.len(), "ingest batch failed; redelivering");
+            for (message, records) in parsed {
+                if message.attempt >= MAX_DELIVER {
+                    tracing::error!(subject = %message.subject, sequence = ?message.sequence, "ingest event failed {MAX_DELIVER} times; terminated");
+                    for _ in 0..records {
+                        Outcome::Poison.count();
+                    }
+                    settle(message.terminate().await);
+                } else {
+                    metrics::counter!(crate::metrics::INGEST_EVENTS_TOTAL, "result" => "retried")
+                        .increment(records as u64);
+                    let delay = backoff(message.attempt as u32);
+                    settle(message.retry(delay).await);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn settle(result: anyhow::Result<()>) {
+    if let Err(e) = result {
+        // The message comes back after its ack wait; ingest is idempotent.
+        tracing::warn!(error = %e, "could not settle an ingest message");
+    }
+}
+
+/// 100 ms, doubling, at most 10 s.
+fn backoff(failures: u32) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(0), Duration::from_millis(100));
+        assert_eq!(backoff(1), Duration::from_millis(200));
+        assert_eq!(backoff(3), Duration::from_millis(800));
+        assert_eq!(backoff(20), Duration::from_secs(10));
+    }
+}

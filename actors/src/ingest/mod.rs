@@ -1,0 +1,183 @@
+//! Ingest: object-store notifications become file metadata.
+//!
+//! [`apply`] is the logic, over plain values: it decides each event's
+//! outcome and makes the matching pending files available in one
+//! transaction. [`IngestActor`] moves batches from an [`IngestSource`]
+//! through it and settles each message only after the commit.
+
+mod actor;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use stowage_entity::files::{self, FileStatus};
+use uuid::Uuid;
+
+pub use actor::{IngestActor, Stop};
+
+use crate::domain::ObjectKey;
+use crate::events::EventBus;
+use crate::events::minio::{ObjectEvent, ObjectEventKind};
+use crate::files::{FileError, available_event, mark_available, verify_object};
+use crate::metrics::{INGEST_EVENTS_TOTAL, INGEST_LAG_SECONDS};
+use crate::storage::{ObjectMeta, Storage};
+
+/// What became of one event: the `result` label of `stowage_ingest_events_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A pending file became available.
+    Available,
+    /// The file was already available (a redelivery or a duplicate).
+    Duplicate,
+    /// No file of ours has this key (or it is in another bucket).
+    UnknownKey,
+    SizeMismatch,
+    ChecksumMismatch,
+    /// An object was removed from the store.
+    Removed,
+    /// A kind of event ingest does not act on.
+    Ignored,
+    /// Not a notification at all.
+    Malformed,
+    /// Failed too often; dropped.
+    Poison,
+}
+
+impl Outcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::Available => "available",
+            Outcome::Duplicate => "duplicate",
+            Outcome::UnknownKey => "unknown_key",
+            Outcome::SizeMismatch => "size_mismatch",
+            Outcome::ChecksumMismatch => "checksum_mismatch",
+            Outcome::Removed => "removed",
+            Outcome::Ignored => "ignored",
+            Outcome::Malformed => "malformed",
+            Outcome::Poison => "poison",
+        }
+    }
+
+    pub fn count(self) {
+        metrics::counter!(INGEST_EVENTS_TOTAL, "result" => self.label()).increment(1);
+    }
+}
+
+/// What ingest works with.
+#[derive(Clone)]
+pub struct Ingest {
+    pub db: DatabaseConnection,
+    pub storage: Arc<Storage>,
+    pub bus: EventBus,
+    /// Events naming another bucket are not ours.
+    pub bucket: String,
+}
+
+/// How many messages one batch takes, and how long to wait for the first.
+pub const BATCH_MAX: usize = 1000;
+pub const BATCH_WAIT: Duration = Duration::from_millis(500);
+
+impl Ingest {
+    /// Applies a batch of events: one query to find the files, one
+    /// transaction to change them, then one domain event per new file.
+    pub async fn apply(&self, events: &[ObjectEvent]) -> Result<Vec<Outcome>, FileError> {
+        let keys: Vec<Option<ObjectKey>> = events
+            .iter()
+            .map(|e| {
+                (e.kind == ObjectEventKind::Created && e.bucket == self.bucket)
+                    .then(|| ObjectKey::parse(&e.key))
+                    .flatten()
+            })
+            .collect();
+        let ids: Vec<Uuid> = keys.iter().flatten().map(ObjectKey::file_id).collect();
+        let mut found: HashMap<Uuid, files::Model> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            for f in files::Entity::find()
+                .filter(files::Column::Id.is_in(chunk.iter().copied()))
+                .all(&self.db)
+                .await?
+            {
+                found.insert(f.id, f);
+            }
+        }
+
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut ready: Vec<(Uuid, Option<String>)> = Vec::new();
+        let mut seen = HashSet::new();
+        for (event, key) in events.iter().zip(&keys) {
+            let outcome = match (event.kind, key) {
+                (ObjectEventKind::Removed, _) => Outcome::Removed,
+                (ObjectEventKind::Other, _) => Outcome::Ignored,
+                (ObjectEventKind::Created, None) => Outcome::UnknownKey,
+                (ObjectEventKind::Created, Some(key)) => match found.get(&key.file_id()) {
+                    Some(f) if f.owner_id == key.owner_id() && f.object_key == event.key => {
+                        if f.status == FileStatus::Available || !seen.insert(f.id) {
+                            Outcome::Duplicate
+                        } else if f.deleted_at.is_some() {
+                            Outcome::Ignored
+                        } else {
+                            self.check(f, event, &mut ready).await?
+                        }
+                    }
+                    _ => Outcome::UnknownKey,
+                },
+            };
+            outcomes.push(outcome);
+        }
+
+        mark_available(&self.db, &ready).await?;
+        let committed = Utc::now();
+        for event in events {
+            if let Some(t) = event.event_time {
+                let lag = (committed - t).to_std().unwrap_or_default();
+                metrics::histogram!(INGEST_LAG_SECONDS).record(lag.as_secs_f64());
+            }
+        }
+        if !ready.is_empty() {
+            let ids: Vec<Uuid> = ready.iter().map(|(id, _)| *id).collect();
+            for chunk in ids.chunks(500) {
+                for f in files::Entity::find()
+                    .filter(files::Column::Id.is_in(chunk.iter().copied()))
+                    .all(&self.db)
+                    .await?
+                {
+                    self.bus.publish(available_event(&f)).await;
+                }
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Checks one created object against its pending file.
+    async fn check(
+        &self,
+        file: &files::Model,
+        event: &ObjectEvent,
+        ready: &mut Vec<(Uuid, Option<String>)>,
+    ) -> Result<Outcome, FileError> {
+        let meta = ObjectMeta {
+            size: event.size.unwrap_or(0),
+            ..ObjectMeta::default()
+        };
+        if event.size != Some(file.size as u64) {
+            tracing::warn!(file_id = %file.id, expected = file.size, reported = ?event.size, "object size does not match its file");
+            return Ok(Outcome::SizeMismatch);
+        }
+        match verify_object(&self.storage, file, &meta).await {
+            Ok(digest) => {
+                ready.push((file.id, digest));
+                Ok(Outcome::Available)
+            }
+            Err(FileError::UploadMismatch(why)) => {
+                tracing::warn!(file_id = %file.id, why, "object does not match its file");
+                Ok(Outcome::ChecksumMismatch)
+            }
+            // The object is gone again: nothing to make available.
+            Err(FileError::UploadIncomplete) => Ok(Outcome::UnknownKey),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,458 @@
+//! The local blob store of the embedded default: a real object store on the
+//! file system. Objects are written to a temporary file and renamed into
+//! place, so a reader never sees half an object; the SHA-256 and MD5 (the
+//! ETag) are computed while the bytes stream in.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt};
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::signing::{BlobMethod, Grant, UrlSigner};
+use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
+use crate::events::{EventBus, minio};
+
+/// Why a signed PUT stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("the body is longer than the {expected} bytes the URL was signed for")]
+    TooLong { expected: u64 },
+    #[error("the body ended after {received} of the {expected} bytes the URL was signed for")]
+    TooShort { expected: u64, received: u64 },
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Why a signed URL was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("the URL is missing its signature parameters")]
+    Malformed,
+    #[error("the URL has expired")]
+    Expired,
+    #[error("the signature does not match this URL and method")]
+    BadSignature,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredMeta {
+    size: u64,
+    etag: String,
+    sha256: String,
+    content_type: Option<String>,
+}
+
+pub struct LocalStore {
+    objects: PathBuf,
+    meta: PathBuf,
+    tmp: PathBuf,
+    signer: UrlSigner,
+    /// The server's public URL: signed URLs point back at it.
+    base_url: String,
+    /// The bucket name events report.
+    bucket: String,
+    events: EventBus,
+}
+
+impl LocalStore {
+    pub fn open(
+        root: &Path,
+        signer: UrlSigner,
+        base_url: &str,
+        bucket: &str,
+        events: EventBus,
+    ) -> anyhow::Result<Self> {
+        let store = Self {
+            objects: root.join("objects"),
+            meta: root.join("meta"),
+            tmp: root.join("tmp"),
+            signer,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            bucket: bucket.to_owned(),
+            events,
+        };
+        for dir in [&store.objects, &store.meta, &store.tmp] {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the blob directory {}", dir.display()))?;
+        }
+        Ok(store)
+    }
+
+    pub fn presign_put(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+    ) -> PresignedRequest {
+        let expires = Utc::now().timestamp() + i64::from(expiry_secs(ttl));
+        let grant = Grant {
+            method: BlobMethod::Put,
+            key: key.to_owned(),
+            expires,
+            size: Some(size),
+            disposition: None,
+            content_type: Some(content_type.to_owned()),
+        };
+        let headers = BTreeMap::from([("Content-Type".to_owned(), content_type.to_owned())]);
+        PresignedRequest {
+            method: "PUT",
+            url: self.url_for(&grant),
+            headers,
+            expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_else(Utc::now),
+        }
+    }
+
+    pub fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: &str,
+        content_type: &str,
+    ) -> (String, DateTime<Utc>) {
+        let expires = Utc::now().timestamp() + i64::from(expiry_secs(ttl));
+        let grant = Grant {
+            method: BlobMethod::Get,
+            key: key.to_owned(),
+            expires,
+            size: None,
+            disposition: Some(content_disposition.to_owned()),
+            content_type: Some(content_type.to_owned()),
+        };
+        (
+            self.url_for(&grant),
+            DateTime::from_timestamp(expires, 0).unwrap_or_else(Utc::now),
+        )
+    }
+
+    fn url_for(&self, grant: &Grant) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("expires", &grant.expires.to_string());
+        if let Some(size) = grant.size {
+            query.append_pair("size", &size.to_string());
+        }
+        if let Some(d) = &grant.disposition {
+            query.append_pair("disposition", d);
+        }
+        if let Some(ct) = &grant.content_type {
+            query.append_pair("content_type", ct);
+        }
+        query.append_pair("sig", &self.signer.sign(grant));
+        format!("{}/blobs/{}?{}", self.base_url, grant.key, query.finish())
+    }
+
+    /// Checks a signed URL's query against the method and key it was used with.
+    pub fn verify(&self, method: BlobMethod, key: &str, query: &str) -> Result<Grant, GrantError> {
+        let params: BTreeMap<String, String> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let expires: i64 = params
+            .get("expires")
+            .and_then(|v| v.parse().ok())
+            .ok_or(GrantError::Malformed)?;
+        let sig = params.get("sig").ok_or(GrantError::Malformed)?;
+        let size = match params.get("size") {
+            Some(v) => Some(v.parse().map_err(|_| GrantError::Malformed)?),
+            None => None,
+        };
+        let grant = Grant {
+            method,
+            key: key.to_owned(),
+            expires,
+            size,
+            disposition: params.get("disposition").cloned(),
+            content_type: params.get("content_type").cloned(),
+        };
+        if !self.signer.verify(&grant, sig) {
+            return Err(GrantError::BadSignature);
+        }
+        if Utc::now().timestamp() > expires {
+            return Err(GrantError::Expired);
+        }
+        if method == BlobMethod::Put && grant.size.is_none() {
+            return Err(GrantError::Malformed);
+        }
+        Ok(grant)
+    }
+
+    /// Stores exactly `grant.size` bytes from `body` at the grant's key, then
+    /// announces the object like MinIO would. Too many or too few bytes
+    /// store nothing.
+    pub async fn put_stream<S, E>(
+        &self,
+        grant: &Grant,
+        mut body: S,
+        source_ip: &str,
+        user_agent: &str,
+    ) -> Result<ObjectMeta, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let expected = grant.size.unwrap_or(0);
+        let object_path = self.object_path(&grant.key)?;
+        let meta_path = self.meta_path(&grant.key)?;
+        let tmp = TempFile::new(self.tmp.join(uuid::Uuid::new_v4().to_string()));
+        let file = tokio::fs::File::create(tmp.path())
+            .await
+            .map_err(StorageError::unavailable)?;
+        let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, file);
+        let (mut sha, mut md5) = (Sha256::new(), Md5::new());
+        let mut received: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| PutError::Interrupted(e.to_string()))?;
+            received += chunk.len() as u64;
+            if received > expected {
+                return Err(PutError::TooLong { expected });
+            }
+            sha.update(&chunk);
+            md5.update(&chunk);
+            out.write_all(&chunk)
+                .await
+                .map_err(StorageError::unavailable)?;
+        }
+        if received != expected {
+            return Err(PutError::TooShort { expected, received });
+        }
+        out.flush().await.map_err(StorageError::unavailable)?;
+        let file = out.into_inner();
+        file.sync_all().await.map_err(StorageError::unavailable)?;
+        drop(file);
+
+        let meta = StoredMeta {
+            size: received,
+            etag: hex::encode(md5.finalize()),
+            sha256: hex::encode(sha.finalize()),
+            content_type: grant.content_type.clone(),
+        };
+        self.commit(tmp, &object_path, &meta_path, &meta).await?;
+        let object = ObjectMeta {
+            size: meta.size,
+            etag: Some(meta.etag),
+            content_type: meta.content_type,
+            sha256: Some(meta.sha256),
+        };
+        let event =
+            minio::object_created_event(&self.bucket, &grant.key, &object, source_ip, user_agent);
+        if let Err(e) = self.events.publish_object_event(event).await {
+            // The object is stored; confirm and the janitor's reconciliation
+            // still find it. Say so, loudly.
+            tracing::error!(key = %grant.key, error = ?e, "object stored but its event was not published");
+        }
+        Ok(object)
+    }
+
+    /// Moves the finished temp file into place and writes its metadata.
+    async fn commit(
+        &self,
+        tmp: TempFile,
+        object_path: &Path,
+        meta_path: &Path,
+        meta: &StoredMeta,
+    ) -> Result<(), StorageError> {
+        for parent in [object_path.parent(), meta_path.parent()]
+            .into_iter()
+            .flatten()
+        {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(StorageError::unavailable)?;
+        }
+        let meta_tmp = TempFile::new(self.tmp.join(format!("{}.meta", uuid::Uuid::new_v4())));
+        let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
+        tokio::fs::write(meta_tmp.path(), json)
+            .await
+            .map_err(StorageError::unavailable)?;
+        tokio::fs::rename(tmp.path(), object_path)
+            .await
+            .map_err(StorageError::unavailable)?;
+        tmp.disarm();
+        tokio::fs::rename(meta_tmp.path(), meta_path)
+            .await
+            .map_err(StorageError::unavailable)?;
+        meta_tmp.disarm();
+        Ok(())
+    }
+
+    /// Opens an object for reading.
+    pub async fn read(
+        &self,
+        key: &str,
+    ) -> Result<Option<(tokio::fs::File, ObjectMeta)>, StorageError> {
+        let Some(meta) = self.head(key).await? else {
+            return Ok(None);
+        };
+        match tokio::fs::File::open(self.object_path(key)?).await {
+            Ok(file) => Ok(Some((file, meta))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        let object_path = self.object_path(key)?;
+        let size = match tokio::fs::metadata(&object_path).await {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::unavailable(e)),
+        };
+        match tokio::fs::read(self.meta_path(key)?).await {
+            Ok(bytes) => {
+                let meta: StoredMeta =
+                    serde_json::from_slice(&bytes).map_err(StorageError::unavailable)?;
+                Ok(Some(ObjectMeta {
+                    size,
+                    etag: Some(meta.etag),
+                    content_type: meta.content_type,
+                    sha256: Some(meta.sha256),
+                }))
+            }
+            // Stored by something other than `put_stream`: size only.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(ObjectMeta {
+                size,
+                ..ObjectMeta::default()
+            })),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    pub async fn sha256(&self, key: &str) -> Result<Option<String>, StorageError> {
+        match self.head(key).await? {
+            None => Ok(None),
+            Some(ObjectMeta {
+                sha256: Some(d), ..
+            }) => Ok(Some(d)),
+            Some(_) => {
+                let path = self.object_path(key)?;
+                tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                    let mut file = std::fs::File::open(path)?;
+                    let mut sha = Sha256::new();
+                    std::io::copy(&mut file, &mut sha)?;
+                    Ok(hex::encode(sha.finalize()))
+                })
+                .await
+                .map_err(StorageError::unavailable)?
+                .map(Some)
+                .map_err(StorageError::unavailable)
+            }
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        for path in [self.object_path(key)?, self.meta_path(key)?] {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::unavailable(e)),
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete_many(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
+        let mut report = DeleteReport::default();
+        for key in keys {
+            if let Err(e) = self.delete(key).await {
+                tracing::warn!(key, error = %e, "local delete failed");
+                report.failed.push(key.clone());
+            }
+        }
+        Ok(report)
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let meta = tokio::fs::metadata(&self.objects)
+            .await
+            .map_err(StorageError::unavailable)?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(StorageError::unavailable(anyhow::anyhow!(
+                "{} is not a directory",
+                self.objects.display()
+            )))
+        }
+    }
+
+    fn object_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.objects.join(safe_relative(key)?))
+    }
+
+    fn meta_path(&self, key: &str) -> Result<PathBuf, StorageError> {
+        Ok(self.meta.join(format!("{}.json", safe_relative(key)?)))
+    }
+}
+
+/// A key as a relative path that cannot leave the store's directory.
+fn safe_relative(key: &str) -> Result<&str, StorageError> {
+    let ok = !key.is_empty()
+        && key.len() <= 1024
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\0', '\\']));
+    if ok {
+        Ok(key)
+    } else {
+        Err(StorageError::unavailable(anyhow::anyhow!(
+            "refused unsafe object key {key:?}"
+        )))
+    }
+}
+
+/// A temporary file removed on drop unless disarmed: a cancelled or failed
+/// upload leaves nothing behind.
+struct TempFile(Option<PathBuf>);
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self(Some(path))
+    }
+
+    fn path(&self) -> &Path {
+        self.0.as_deref().expect("temp file used after disarm")
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_cannot_escape_the_store() {
+        for bad in [
+            "",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "/abs",
+            "a/./b",
+            "a\\b",
+            "a\0b",
+        ] {
+            assert!(safe_relative(bad).is_err(), "{bad:?}");
+        }
+        assert!(safe_relative("users/a/files/b").is_ok());
+    }
+}

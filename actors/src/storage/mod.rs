@@ -1,0 +1,188 @@
+//! Object storage: one interface, two real backends, chosen at start-up.
+//!
+//! - [`LocalStore`] keeps objects under the data dir and serves its own
+//!   signed URLs through the server; after each upload it publishes the same
+//!   object-created event MinIO would.
+//! - [`S3Store`] talks to S3, MinIO or SeaweedFS (path-style) with SigV4
+//!   presigned URLs.
+//!
+//! Every call is counted in `stowage_storage_requests_total{op,result}` and
+//! timed in `stowage_storage_request_duration_seconds{op}`.
+
+mod local;
+mod s3;
+pub mod signing;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+pub use local::{GrantError, LocalStore, PutError};
+pub use s3::{S3Config, S3Store};
+
+use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};
+
+/// What a client needs to upload or download without the server in the way.
+#[derive(Debug, Clone)]
+pub struct PresignedRequest {
+    pub method: &'static str,
+    pub url: String,
+    /// Headers the client must send as given (they are part of the signature).
+    pub headers: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What the store knows about a stored object.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size: u64,
+    pub etag: Option<String>,
+    pub content_type: Option<String>,
+    /// Lower-case hex, when the store computed it while writing.
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("the object store is unavailable: {0:#}")]
+    Unavailable(#[source] anyhow::Error),
+}
+
+impl StorageError {
+    pub fn unavailable(e: impl Into<anyhow::Error>) -> Self {
+        Self::Unavailable(e.into())
+    }
+}
+
+/// A batch delete's outcome: the keys that could not be deleted.
+#[derive(Debug, Default)]
+pub struct DeleteReport {
+    pub failed: Vec<String>,
+}
+
+pub enum Storage {
+    Local(LocalStore),
+    S3(S3Store),
+}
+
+impl Storage {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Local(_) => "local",
+            Storage::S3(_) => "s3",
+        }
+    }
+
+    /// A URL that accepts one PUT of exactly `size` bytes at `key` until `ttl` runs out.
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        timed("presign_put", async {
+            match self {
+                Storage::Local(s) => Ok(s.presign_put(key, size, content_type, ttl)),
+                Storage::S3(s) => s.presign_put(key, size, content_type, ttl).await,
+            }
+        })
+        .await
+    }
+
+    /// A URL that serves `key` (with `Range`) until `ttl` runs out, presented
+    /// with this `Content-Disposition` and content type.
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: &str,
+        content_type: &str,
+    ) -> Result<(String, DateTime<Utc>), StorageError> {
+        timed("presign_get", async {
+            match self {
+                Storage::Local(s) => Ok(s.presign_get(key, ttl, content_disposition, content_type)),
+                Storage::S3(s) => {
+                    s.presign_get(key, ttl, content_disposition, content_type)
+                        .await
+                }
+            }
+        })
+        .await
+    }
+
+    /// The object's metadata, or `None` when there is no such object.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        timed("head", async {
+            match self {
+                Storage::Local(s) => s.head(key).await,
+                Storage::S3(s) => s.head(key).await,
+            }
+        })
+        .await
+    }
+
+    /// The SHA-256 of the stored bytes: what the store recorded while
+    /// writing, or computed by streaming the object.
+    pub async fn sha256(&self, key: &str) -> Result<Option<String>, StorageError> {
+        timed("sha256", async {
+            match self {
+                Storage::Local(s) => s.sha256(key).await,
+                Storage::S3(s) => s.sha256(key).await,
+            }
+        })
+        .await
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        timed("delete", async {
+            match self {
+                Storage::Local(s) => s.delete(key).await,
+                Storage::S3(s) => s.delete(key).await,
+            }
+        })
+        .await
+    }
+
+    /// Deletes many objects (S3: DeleteObjects, 1,000 keys a request).
+    pub async fn delete_many(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
+        timed("delete_many", async {
+            match self {
+                Storage::Local(s) => s.delete_many(keys).await,
+                Storage::S3(s) => s.delete_many(keys).await,
+            }
+        })
+        .await
+    }
+
+    /// Whether the store answers.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        timed("ping", async {
+            match self {
+                Storage::Local(s) => s.ping().await,
+                Storage::S3(s) => s.ping().await,
+            }
+        })
+        .await
+    }
+}
+
+async fn timed<T>(
+    op: &'static str,
+    f: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    let started = Instant::now();
+    let result = f.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::counter!(STORAGE_REQUESTS_TOTAL, "op" => op, "result" => outcome).increment(1);
+    metrics::histogram!(STORAGE_REQUEST_DURATION_SECONDS, "op" => op)
+        .record(started.elapsed().as_secs_f64());
+    result
+}
+
+/// Seconds until expiry for a presigned URL, within what SigV4 allows.
+fn expiry_secs(ttl: Duration) -> u32 {
+    ttl.as_secs().clamp(1, 604_800) as u32
+}

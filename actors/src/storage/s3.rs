@@ -1,0 +1,197 @@
+//! S3, MinIO, SeaweedFS and the like, path-style, through rust-s3.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use s3::creds::Credentials;
+use s3::error::S3Error;
+use s3::serde_types::ObjectIdentifier;
+use s3::{Bucket, BucketConfiguration, Region};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+
+use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
+
+/// DeleteObjects takes at most this many keys a request.
+const DELETE_BATCH: usize = 1000;
+
+/// Where and how to reach the bucket.
+#[derive(Clone)]
+pub struct S3Config {
+    pub endpoint: String,
+    pub bucket: String,
+    pub region: String,
+    pub access_key: SecretString,
+    pub secret_key: SecretString,
+}
+
+pub struct S3Store {
+    bucket: Box<Bucket>,
+}
+
+impl S3Store {
+    /// Connects and makes sure the bucket exists (creating it if it does not).
+    pub async fn connect(config: &S3Config) -> anyhow::Result<Self> {
+        let region = Region::Custom {
+            region: config.region.clone(),
+            endpoint: config.endpoint.trim_end_matches('/').to_owned(),
+        };
+        let credentials = Credentials::new(
+            Some(config.access_key.expose_secret()),
+            Some(config.secret_key.expose_secret()),
+            None,
+            None,
+            None,
+        )
+        .context("S3 credentials")?;
+        let bucket = Bucket::new(&config.bucket, region.clone(), credentials.clone())
+            .context("S3 bucket configuration")?
+            .with_path_style()
+            .with_request_timeout(Duration::from_secs(30))
+            .context("S3 request timeout")?;
+        let store = Self { bucket };
+        if store.ping().await.is_err() {
+            Bucket::create_with_path_style(
+                &config.bucket,
+                region,
+                credentials,
+                BucketConfiguration::default(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "the S3 bucket `{}` is not reachable and could not be created",
+                    config.bucket
+                )
+            })?;
+            tracing::info!(bucket = %config.bucket, "created the S3 bucket");
+        }
+        Ok(store)
+    }
+
+    pub async fn presign_put(
+        &self,
+        key: &str,
+        size: u64,
+        content_type: &str,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        // Both headers are signed: a PUT with another length or type fails SigV4.
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            content_type.parse().map_err(StorageError::unavailable)?,
+        );
+        headers.insert(http::header::CONTENT_LENGTH, size.into());
+        let secs = expiry_secs(ttl);
+        let url = self
+            .bucket
+            .presign_put(key, secs, Some(headers), None)
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(PresignedRequest {
+            method: "PUT",
+            url,
+            headers: BTreeMap::from([
+                ("Content-Type".to_owned(), content_type.to_owned()),
+                ("Content-Length".to_owned(), size.to_string()),
+            ]),
+            expires_at: Utc::now() + Duration::from_secs(u64::from(secs)),
+        })
+    }
+
+    pub async fn presign_get(
+        &self,
+        key: &str,
+        ttl: Duration,
+        content_disposition: &str,
+        content_type: &str,
+    ) -> Result<(String, DateTime<Utc>), StorageError> {
+        let secs = expiry_secs(ttl);
+        let queries = HashMap::from([
+            (
+                "response-content-disposition".to_owned(),
+                content_disposition.to_owned(),
+            ),
+            ("response-content-type".to_owned(), content_type.to_owned()),
+        ]);
+        let url = self
+            .bucket
+            .presign_get(key, secs, Some(queries))
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok((url, Utc::now() + Duration::from_secs(u64::from(secs))))
+    }
+
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
+        match self.bucket.head_object(key).await {
+            Ok((head, _)) => Ok(Some(ObjectMeta {
+                size: head.content_length.unwrap_or(0).max(0) as u64,
+                etag: head.e_tag.map(|e| e.trim_matches('"').to_owned()),
+                content_type: head.content_type,
+                sha256: None,
+            })),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    /// Streams the object through SHA-256.
+    pub async fn sha256(&self, key: &str) -> Result<Option<String>, StorageError> {
+        let mut stream = match self.bucket.get_object_stream(key).await {
+            Ok(s) => s,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(StorageError::unavailable(e)),
+        };
+        let mut sha = Sha256::new();
+        while let Some(chunk) = stream.bytes().next().await {
+            sha.update(chunk.map_err(StorageError::unavailable)?);
+        }
+        Ok(Some(hex::encode(sha.finalize())))
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        match self.bucket.delete_object(key).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    pub async fn delete_many(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
+        let mut report = DeleteReport::default();
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let ids: Vec<ObjectIdentifier> = chunk
+                .iter()
+                .map(|k| ObjectIdentifier {
+                    key: k.clone(),
+                    version_id: None,
+                })
+                .collect();
+            let result = self
+                .bucket
+                .delete_objects(ids)
+                .await
+                .map_err(StorageError::unavailable)?;
+            report
+                .failed
+                .extend(result.errors.into_iter().map(|e| e.key));
+        }
+        Ok(report)
+    }
+
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        self.bucket
+            .list_page(String::new(), None, None, None, Some(1))
+            .await
+            .map(|_| ())
+            .map_err(StorageError::unavailable)
+    }
+}
+
+fn is_not_found(e: &S3Error) -> bool {
+    matches!(e, S3Error::HttpFailWithBody(404, _))
+}

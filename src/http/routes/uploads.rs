@@ -1,0 +1,156 @@
+//! `/api/v1/uploads` and `/api/v1/uploads/batch`: direct uploads with a
+//! presigned PUT.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stowage_actors::domain::{ContentType, FileName, Sha256Hex, ValidationError};
+use stowage_actors::files::{DirectUpload, Files, MAX_BATCH, NewUpload};
+use utoipa::ToSchema;
+
+use super::files::FileBody;
+use crate::http::PublicBase;
+use crate::http::auth::Authenticated;
+use crate::http::error::{ApiError, Problem};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadRequest {
+    #[schema(example = "report.pdf")]
+    pub name: String,
+    /// Exact size in bytes.
+    pub size: u64,
+    /// Default `application/octet-stream`.
+    pub content_type: Option<String>,
+    /// Hex SHA-256 of the bytes; when given, the file only becomes available if it matches.
+    pub sha256: Option<String>,
+    /// Lifetime of the upload URL: 1 to 604800 seconds, default 3600.
+    pub expires_in_seconds: Option<u64>,
+}
+
+impl TryFrom<UploadRequest> for NewUpload {
+    type Error = ValidationError;
+
+    fn try_from(r: UploadRequest) -> Result<Self, ValidationError> {
+        Ok(NewUpload {
+            name: FileName::parse(&r.name)?,
+            size: r.size,
+            content_type: r
+                .content_type
+                .as_deref()
+                .map(ContentType::parse)
+                .transpose()?
+                .unwrap_or_else(ContentType::octet_stream),
+            sha256: r.sha256.as_deref().map(Sha256Hex::parse).transpose()?,
+            url_ttl: NewUpload::url_ttl(r.expires_in_seconds)?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadTicket {
+    #[schema(example = "PUT")]
+    pub method: &'static str,
+    pub url: String,
+    /// Send these headers with the PUT, exactly.
+    pub headers: BTreeMap<String, String>,
+    /// Form fields (none for a PUT).
+    pub fields: BTreeMap<String, String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirectUploadBody {
+    pub file: FileBody,
+    pub upload: UploadTicket,
+}
+
+impl DirectUploadBody {
+    fn new(d: DirectUpload, base: &PublicBase) -> Self {
+        Self {
+            file: FileBody::new(d.file, base),
+            upload: UploadTicket {
+                method: d.request.method,
+                url: d.request.url,
+                headers: d.request.headers,
+                fields: BTreeMap::new(),
+                expires_at: d.request.expires_at,
+            },
+        }
+    }
+}
+
+/// Create a pending file and a presigned PUT for its bytes.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", security(("bearer" = [])),
+    request_body = UploadRequest,
+    responses((status = 201, body = DirectUploadBody), (status = 400, body = Problem),
+        (status = 409, body = Problem, description = "`name_taken`"),
+        (status = 413, body = Problem, description = "`file_too_large`")))]
+pub async fn create(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    base: web::Data<PublicBase>,
+    body: web::Json<UploadRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let upload = NewUpload::try_from(body.into_inner())?;
+    let mut created = files
+        .create_direct_uploads(caller.0.user_id, vec![upload])
+        .await?;
+    let created = created
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("an upload was requested but none was created"))?;
+    Ok(HttpResponse::Created().json(DirectUploadBody::new(created, &base)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// 1 to 100 uploads.
+    pub files: Vec<UploadRequest>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchBody {
+    pub items: Vec<DirectUploadBody>,
+}
+
+/// Create up to 100 direct uploads at once: all of them, or none.
+#[utoipa::path(post, path = "/api/v1/uploads/batch", tag = "uploads", security(("bearer" = [])),
+    request_body = BatchRequest,
+    responses((status = 201, body = BatchBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+pub async fn batch(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    base: web::Data<PublicBase>,
+    body: web::Json<BatchRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let requests = body.into_inner().files;
+    if requests.is_empty() || requests.len() > MAX_BATCH {
+        return Err(
+            ValidationError::new("files", format!("must hold 1 to {MAX_BATCH} uploads")).into(),
+        );
+    }
+    let uploads = requests
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            NewUpload::try_from(r).map_err(|e| {
+                ApiError::from(ValidationError::new(
+                    "files",
+                    format!("[{i}].{}: {}", e.field, e.message),
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = files
+        .create_direct_uploads(caller.0.user_id, uploads)
+        .await?;
+    Ok(HttpResponse::Created().json(BatchBody {
+        items: created
+            .into_iter()
+            .map(|d| DirectUploadBody::new(d, &base))
+            .collect(),
+    }))
+}
