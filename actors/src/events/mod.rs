@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, stream};
+use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull, stream};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -30,6 +30,9 @@ pub const EVENTS_PREFIX: &str = "stowage.events";
 const INGEST_CONSUMER: &str = "stowage-ingest";
 /// Deliveries before a message that keeps failing is terminated.
 pub const MAX_DELIVER: u64 = 5;
+/// After the first message of a batch, how long to keep collecting: large
+/// batches under load, at most this much added latency when quiet.
+const LINGER: Duration = Duration::from_millis(20);
 
 /// A domain event, as published.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -221,7 +224,16 @@ impl EventBus {
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
                     .context("creating the ingest consumer")?;
-                Ok(IngestSource::Nats(Box::new(consumer)))
+                // A continuous pull: messages arrive as soon as they are
+                // published, and up to a batch waits buffered.
+                let messages = consumer
+                    .stream()
+                    .max_messages_per_batch(crate::ingest::BATCH_MAX)
+                    .messages()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .context("subscribing to the ingest consumer")?;
+                Ok(IngestSource::Nats(Box::new(messages)))
             }
         }
     }
@@ -261,65 +273,68 @@ pub enum IngestSource {
         tx: mpsc::UnboundedSender<Inbound>,
         rx: Arc<Mutex<mpsc::UnboundedReceiver<Inbound>>>,
     },
-    Nats(Box<PullConsumer>),
+    Nats(Box<pull::Stream>),
 }
 
 impl IngestSource {
-    /// Up to `max` messages: waits for the first up to `wait`, then takes
-    /// what is already there. An empty batch is normal.
+    /// Up to `max` messages: waits for the first up to `wait`, then collects
+    /// for up to [`LINGER`] more. An empty batch is normal.
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> anyhow::Result<Vec<Inbound>> {
         match self {
             IngestSource::InProcess { tx, rx } => {
                 let mut rx = rx.lock().await;
                 let mut batch = Vec::new();
-                match tokio::time::timeout(wait, rx.recv()).await {
-                    Ok(Some(mut first)) => {
-                        first.requeue = Some(tx.clone());
-                        batch.push(first);
-                    }
-                    Ok(None) => anyhow::bail!("the in-process bus is closed"),
-                    Err(_) => return Ok(batch),
-                }
+                let mut deadline = tokio::time::Instant::now() + wait;
                 while batch.len() < max {
-                    match rx.try_recv() {
-                        Ok(mut m) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(mut m)) => {
                             m.requeue = Some(tx.clone());
+                            if batch.is_empty() {
+                                deadline = tokio::time::Instant::now() + LINGER;
+                            }
                             batch.push(m);
                         }
+                        Ok(None) => anyhow::bail!("the in-process bus is closed"),
                         Err(_) => break,
                     }
                 }
                 Ok(batch)
             }
-            IngestSource::Nats(consumer) => {
-                let mut messages = consumer
-                    .fetch()
-                    .max_messages(max)
-                    .expires(wait)
-                    .messages()
-                    .await
-                    .map_err(|e| anyhow::anyhow!("fetching from JetStream: {e}"))?;
+            IngestSource::Nats(messages) => {
                 let mut batch = Vec::new();
-                while let Some(message) = messages.next().await {
-                    let message =
-                        message.map_err(|e| anyhow::anyhow!("JetStream delivery: {e}"))?;
-                    let (sequence, attempt) = message
-                        .info()
-                        .map(|i| (Some(i.stream_sequence), i.delivered.max(1) as u64))
-                        .unwrap_or((None, 1));
-                    batch.push(Inbound {
-                        payload: message.payload.clone(),
-                        subject: message.subject.to_string(),
-                        sequence,
-                        attempt,
-                        nats: Some(message),
-                        requeue: None,
-                    });
+                let mut deadline = tokio::time::Instant::now() + wait;
+                while batch.len() < max {
+                    match tokio::time::timeout_at(deadline, messages.next()).await {
+                        Ok(Some(m)) => {
+                            if batch.is_empty() {
+                                deadline = tokio::time::Instant::now() + LINGER;
+                            }
+                            batch.push(inbound(m)?);
+                        }
+                        Ok(None) => anyhow::bail!("the JetStream consumer stream ended"),
+                        Err(_) => break,
+                    }
                 }
                 Ok(batch)
             }
         }
     }
+}
+
+fn inbound(message: Result<jetstream::Message, pull::MessagesError>) -> anyhow::Result<Inbound> {
+    let message = message.map_err(|e| anyhow::anyhow!("JetStream delivery: {e}"))?;
+    let (sequence, attempt) = message
+        .info()
+        .map(|i| (Some(i.stream_sequence), i.delivered.max(1) as u64))
+        .unwrap_or((None, 1));
+    Ok(Inbound {
+        payload: message.payload.clone(),
+        subject: message.subject.to_string(),
+        sequence,
+        attempt,
+        nats: Some(message),
+        requeue: None,
+    })
 }
 
 /// One delivered notification and the means to settle it.

@@ -535,18 +535,17 @@ pub(crate) async fn verify_object(
 }
 
 /// Makes pending files available (with the digest to record, if any) and
-/// completes their direct upload sessions. Files that are no longer pending
-/// are left alone; returns how many changed.
+/// completes their direct upload sessions, in one transaction. Files that are
+/// no longer pending are left alone. Returns the time recorded.
 pub(crate) async fn mark_available(
     db: &DatabaseConnection,
     files_and_digests: &[(Uuid, Option<String>)],
-) -> Result<u64, FileError> {
-    if files_and_digests.is_empty() {
-        return Ok(0);
-    }
+) -> Result<DateTime<Utc>, FileError> {
     let at = now();
+    if files_and_digests.is_empty() {
+        return Ok(at);
+    }
     let txn = db.begin().await?;
-    let mut changed = 0;
     // One statement for the files without a new digest, one per file with one.
     let plain: Vec<Uuid> = files_and_digests
         .iter()
@@ -563,23 +562,21 @@ pub(crate) async fn mark_available(
             .col_expr(files::Column::AvailableAt, Expr::value(at))
             .filter(files::Column::Status.eq(FileStatus::Pending))
     };
-    for chunk in plain.chunks(500) {
-        changed += pending(files::Entity::update_many())
+    for chunk in plain.chunks(1000) {
+        pending(files::Entity::update_many())
             .filter(files::Column::Id.is_in(chunk.iter().copied()))
             .exec(&txn)
-            .await?
-            .rows_affected;
+            .await?;
     }
     for (id, digest) in files_and_digests.iter().filter(|(_, d)| d.is_some()) {
-        changed += pending(files::Entity::update_many())
+        pending(files::Entity::update_many())
             .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
             .filter(files::Column::Id.eq(*id))
             .exec(&txn)
-            .await?
-            .rows_affected;
+            .await?;
     }
     let ids: Vec<Uuid> = files_and_digests.iter().map(|(id, _)| *id).collect();
-    for chunk in ids.chunks(500) {
+    for chunk in ids.chunks(1000) {
         upload_sessions::Entity::update_many()
             .col_expr(
                 upload_sessions::Column::State,
@@ -593,7 +590,7 @@ pub(crate) async fn mark_available(
             .await?;
     }
     txn.commit().await?;
-    Ok(changed)
+    Ok(at)
 }
 
 pub(crate) fn available_event(file: &files::Model) -> DomainEvent {

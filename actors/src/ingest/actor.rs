@@ -114,10 +114,13 @@ impl Handler<Stop> for IngestActor {
 /// One batch. Only a broken source is an error: everything else is settled
 /// message by message.
 async fn pump(ingest: &Ingest, source: &mut IngestSource) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
     let batch = source.next_batch(BATCH_MAX, BATCH_WAIT).await?;
     if batch.is_empty() {
         return Ok(());
     }
+    let fetched = started.elapsed();
+    let size = batch.len();
     let mut parsed: Vec<(Inbound, usize)> = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     for message in batch {
@@ -139,14 +142,24 @@ async fn pump(ingest: &Ingest, source: &mut IngestSource) -> anyhow::Result<()> 
             }
         }
     }
+    let parsed_at = started.elapsed();
     match ingest.apply(&events).await {
         Ok(outcomes) => {
+            let applied = started.elapsed();
             for outcome in outcomes {
                 outcome.count();
             }
             for (message, _) in parsed {
                 settle(message.ack().await);
             }
+            tracing::debug!(
+                size,
+                fetch_ms = fetched.as_millis() as u64,
+                parse_ms = (parsed_at - fetched).as_millis() as u64,
+                apply_ms = (applied - parsed_at).as_millis() as u64,
+                ack_ms = (started.elapsed() - applied).as_millis() as u64,
+                "ingest batch"
+            );
         }
         Err(e) => {
             tracing::error!(error = ?e, events = events.len(), "ingest batch failed; redelivering");

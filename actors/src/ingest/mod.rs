@@ -94,7 +94,7 @@ impl Ingest {
             .collect();
         let ids: Vec<Uuid> = keys.iter().flatten().map(ObjectKey::file_id).collect();
         let mut found: HashMap<Uuid, files::Model> = HashMap::new();
-        for chunk in ids.chunks(500) {
+        for chunk in ids.chunks(1000) {
             for f in files::Entity::find()
                 .filter(files::Column::Id.is_in(chunk.iter().copied()))
                 .all(&self.db)
@@ -128,7 +128,7 @@ impl Ingest {
             outcomes.push(outcome);
         }
 
-        mark_available(&self.db, &ready).await?;
+        let at = mark_available(&self.db, &ready).await?;
         let committed = Utc::now();
         for event in events {
             if let Some(t) = event.event_time {
@@ -136,16 +136,17 @@ impl Ingest {
                 metrics::histogram!(INGEST_LAG_SECONDS).record(lag.as_secs_f64());
             }
         }
-        if !ready.is_empty() {
-            let ids: Vec<Uuid> = ready.iter().map(|(id, _)| *id).collect();
-            for chunk in ids.chunks(500) {
-                for f in files::Entity::find()
-                    .filter(files::Column::Id.is_in(chunk.iter().copied()))
-                    .all(&self.db)
-                    .await?
-                {
-                    self.bus.publish(available_event(&f)).await;
+        // The rows as the commit left them, without reading them back.
+        for (id, digest) in ready {
+            if let Some(mut f) = found.remove(&id) {
+                f.status = FileStatus::Available;
+                f.version += 1;
+                f.updated_at = at;
+                f.available_at = Some(at);
+                if digest.is_some() {
+                    f.sha256 = digest;
                 }
+                self.bus.publish(available_event(&f)).await;
             }
         }
         Ok(outcomes)
