@@ -15,7 +15,7 @@ enum Users {
     Id,
 }
 
-#[derive(DeriveIden)]
+#[derive(Clone, Copy, DeriveIden)]
 enum Files {
     Table,
     Id,
@@ -38,7 +38,7 @@ enum Files {
     PurgeAt,
 }
 
-#[derive(DeriveIden)]
+#[derive(Clone, Copy, DeriveIden)]
 enum UploadSessions {
     Table,
     Id,
@@ -55,6 +55,22 @@ enum UploadSessions {
     CreatedAt,
     UpdatedAt,
     ExpiresAt,
+}
+
+/// Creates plain (non-unique) indexes on a table.
+async fn create_indexes<T: IntoIden + Copy + 'static, C: IntoIden + 'static>(
+    manager: &SchemaManager<'_>,
+    table: T,
+    indexes: impl IntoIterator<Item = (&str, Vec<C>)>,
+) -> Result<(), DbErr> {
+    for (name, cols) in indexes {
+        let mut index = Index::create().name(name).table(table).to_owned();
+        for col in cols {
+            index.col(col);
+        }
+        manager.create_index(index).await?;
+    }
+    Ok(())
 }
 
 fn timestamp(col: impl IntoIden) -> ColumnDef {
@@ -129,30 +145,29 @@ impl MigrationTrait for Migration {
                  WHERE deleted_at IS NULL",
             )
             .await?;
-        for (name, cols) in [
-            (
-                "ix_files_owner_created",
-                vec![Files::OwnerId, Files::CreatedAt, Files::Id],
-            ),
-            (
-                "ix_files_owner_size",
-                vec![Files::OwnerId, Files::Size, Files::Id],
-            ),
-            (
-                "ix_files_owner_name_lower",
-                vec![Files::OwnerId, Files::NameLower, Files::Id],
-            ),
-            (
-                "ix_files_status_created",
-                vec![Files::Status, Files::CreatedAt],
-            ),
-        ] {
-            let mut index = Index::create().name(name).table(Files::Table).to_owned();
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index).await?;
-        }
+        create_indexes(
+            manager,
+            Files::Table,
+            [
+                (
+                    "ix_files_owner_created",
+                    vec![Files::OwnerId, Files::CreatedAt, Files::Id],
+                ),
+                (
+                    "ix_files_owner_size",
+                    vec![Files::OwnerId, Files::Size, Files::Id],
+                ),
+                (
+                    "ix_files_owner_name_lower",
+                    vec![Files::OwnerId, Files::NameLower, Files::Id],
+                ),
+                (
+                    "ix_files_status_created",
+                    vec![Files::Status, Files::CreatedAt],
+                ),
+            ],
+        )
+        .await?;
         // Columns that are null for most files get partial indexes: a row
         // with nulls there costs those indexes nothing when it changes.
         for sql in [
@@ -225,26 +240,22 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        for (name, cols) in [
-            (
-                "ix_upload_sessions_owner_state",
-                vec![UploadSessions::OwnerId, UploadSessions::State],
-            ),
-            (
-                "ix_upload_sessions_state_expires",
-                vec![UploadSessions::State, UploadSessions::ExpiresAt],
-            ),
-            ("ix_upload_sessions_file", vec![UploadSessions::FileId]),
-        ] {
-            let mut index = Index::create()
-                .name(name)
-                .table(UploadSessions::Table)
-                .to_owned();
-            for col in cols {
-                index.col(col);
-            }
-            manager.create_index(index).await?;
-        }
+        create_indexes(
+            manager,
+            UploadSessions::Table,
+            [
+                (
+                    "ix_upload_sessions_owner_state",
+                    vec![UploadSessions::OwnerId, UploadSessions::State],
+                ),
+                (
+                    "ix_upload_sessions_state_expires",
+                    vec![UploadSessions::State, UploadSessions::ExpiresAt],
+                ),
+                ("ix_upload_sessions_file", vec![UploadSessions::FileId]),
+            ],
+        )
+        .await?;
         Ok(())
     }
 

@@ -406,6 +406,23 @@ impl TestApp {
         res.bytes().await.unwrap().to_vec()
     }
 
+    /// The Prometheus text the app exposes.
+    pub async fn metrics_text(&self) -> String {
+        let res = self.client.get(self.url("/metrics")).send().await.unwrap();
+        res.text().await.unwrap()
+    }
+
+    /// The value of the first metric line starting with `line_start` (0 if none).
+    pub async fn metric(&self, line_start: &str) -> f64 {
+        self.metrics_text()
+            .await
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Signs up a user with a fresh address and [`PASSWORD`].
     pub async fn new_user(&self) -> User {
         let email = format!("user-{}@example.com", Uuid::new_v4().simple());

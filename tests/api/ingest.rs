@@ -39,27 +39,10 @@ async fn stored_pending_file(
     (id.clone(), format!("users/{}/files/{id}", user.id))
 }
 
-async fn metric(app: &TestApp, line_start: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 async fn wait_metric_above(app: &TestApp, line_start: &str, floor: f64) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v = metric(app, line_start).await;
+        let v = app.metric(line_start).await;
         if v > floor {
             return v;
         }
@@ -75,7 +58,7 @@ async fn redelivered_and_duplicate_events_change_nothing(stack: Stack) {
     let (id, key) = stored_pending_file(&app, &user, "twice.bin", &bytes).await;
     // Announce it three times (on the embedded stack the store already did once).
     let duplicates = r#"stowage_ingest_events_total{result="duplicate"}"#;
-    let before = metric(&app, duplicates).await;
+    let before = app.metric(duplicates).await;
     for _ in 0..3 {
         app.publish_event(app.minio_event(&key, 777)).await;
     }
@@ -100,10 +83,10 @@ async fn unknown_wrong_and_hostile_events_are_counted_and_survived(stack: Stack)
     let mismatch = r#"stowage_ingest_events_total{result="size_mismatch"}"#;
     let removed = r#"stowage_ingest_events_total{result="removed"}"#;
     let (u0, m0, s0, r0) = (
-        metric(&app, unknown).await,
-        metric(&app, malformed).await,
-        metric(&app, mismatch).await,
-        metric(&app, removed).await,
+        app.metric(unknown).await,
+        app.metric(malformed).await,
+        app.metric(mismatch).await,
+        app.metric(removed).await,
     );
 
     // The fixtures as MinIO published them: keys this server never made.
@@ -154,7 +137,7 @@ async fn ingest_recovers_after_its_actor_restarts(stack: Stack) {
     let app = spawn_app(stack).await;
     let user = app.new_user().await;
     let restarts = r#"stowage_actor_restarts_total{actor="ingest"}"#;
-    let before = metric(&app, restarts).await;
+    let before = app.metric(restarts).await;
     app.upload_file(&user, "before.bin", b"one").await;
 
     // Events published while the actor is down wait for it.
