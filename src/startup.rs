@@ -18,6 +18,7 @@ use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage};
+use stowage_actors::uploads::Uploads;
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -95,6 +96,13 @@ impl Application {
             bus.clone(),
             settings.max_upload_size.0,
         );
+        let uploads = Uploads::new(
+            conn.clone(),
+            storage.clone(),
+            bus.clone(),
+            settings.max_upload_size.0,
+            settings.upload_expiry,
+        );
         let ingest = {
             let ingest = Ingest {
                 db: conn.clone(),
@@ -118,6 +126,7 @@ impl Application {
         let events_kind = bus.kind();
         let conn = web::Data::new(conn);
         let files = web::Data::new(files);
+        let uploads = web::Data::new(uploads);
         let bus = web::Data::new(bus);
         let storage = web::Data::new(storage);
         let base = web::Data::new(PublicBase(public_url.clone()));
@@ -130,6 +139,7 @@ impl Application {
                 .app_data(metrics.clone())
                 .app_data(conn.clone())
                 .app_data(files.clone())
+                .app_data(uploads.clone())
                 .app_data(bus.clone())
                 .app_data(storage.clone())
                 .app_data(base.clone())

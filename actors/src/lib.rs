@@ -11,3 +11,4 @@ pub mod ingest;
 pub mod metrics;
 pub mod storage;
 pub mod time;
+pub mod uploads;

@@ -13,6 +13,7 @@ use stowage_actors::accounts::{AccountError, AuthError};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::FileError;
 use stowage_actors::storage::StorageError;
+use stowage_actors::uploads::UploadError;
 use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -314,6 +315,25 @@ impl From<FileError> for ApiError {
             ),
             FileError::Storage(e) => e.into(),
             FileError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        let detail = e.to_string();
+        match e {
+            UploadError::NotFound(_) => Self::not_found("upload_not_found", detail),
+            UploadError::Expired(_) => Self::new(StatusCode::GONE, "upload_expired", detail),
+            UploadError::Completed(_) => {
+                Self::new(StatusCode::CONFLICT, "upload_completed", detail)
+            }
+            UploadError::PartOutOfRange { .. } => Self::bad_request("invalid_part_number", detail),
+            UploadError::PartsMismatch(_) => Self::bad_request(
+                "parts_mismatch",
+                format!("{detail}; GET …/parts shows what the store holds"),
+            ),
+            UploadError::File(f) => f.into(),
         }
     }
 }

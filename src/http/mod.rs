@@ -21,7 +21,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
-use self::routes::{account, auth as auth_routes, blobs, files, ops, uploads};
+use self::routes::{account, auth as auth_routes, blobs, files, multipart, ops, uploads};
 
 /// JSON bodies of the auth routes are small.
 const AUTH_BODY_LIMIT: usize = 16 * 1024;
@@ -57,11 +57,38 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         ),
                 )
                 .service(web::resource("/me").route(web::get().to(account::me)))
-                .service(web::resource("/uploads").route(web::post().to(uploads::create)))
+                .service(
+                    web::resource("/uploads")
+                        .route(web::post().to(uploads::create))
+                        .route(web::get().to(multipart::list_sessions)),
+                )
+                .service(
+                    web::resource("/uploads/multipart").route(web::post().to(multipart::create)),
+                )
+                .service(
+                    web::resource("/uploads/multipart/{upload_id}")
+                        .route(web::delete().to(multipart::abort)),
+                )
+                .service(
+                    web::resource("/uploads/multipart/{upload_id}/parts")
+                        .route(web::get().to(multipart::parts)),
+                )
+                .service(
+                    web::resource("/uploads/multipart/{upload_id}/parts/{n}")
+                        .route(web::get().to(multipart::part_url)),
+                )
+                .service(
+                    web::resource("/uploads/multipart/{upload_id}/complete")
+                        .app_data(json_config(BATCH_BODY_LIMIT))
+                        .route(web::post().to(multipart::complete)),
+                )
                 .service(
                     web::resource("/uploads/batch")
                         .app_data(json_config(BATCH_BODY_LIMIT))
                         .route(web::post().to(uploads::batch)),
+                )
+                .service(
+                    web::resource("/uploads/{id}").route(web::get().to(multipart::get_session)),
                 )
                 .service(web::resource("/files").route(web::get().to(files::list)))
                 .service(

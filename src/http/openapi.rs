@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, ops, uploads};
+use super::routes::{account, auth, files, multipart, ops, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,6 +20,13 @@ use super::routes::{account, auth, files, ops, uploads};
         account::me,
         uploads::create,
         uploads::batch,
+        multipart::create,
+        multipart::part_url,
+        multipart::parts,
+        multipart::complete,
+        multipart::abort,
+        multipart::list_sessions,
+        multipart::get_session,
         files::list,
         files::get,
         files::patch,

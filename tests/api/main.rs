@@ -8,5 +8,6 @@ mod auth;
 mod cross_cutting;
 mod files;
 mod ingest;
+mod multipart;
 mod ops;
 mod uploads;

@@ -106,8 +106,14 @@ fn query_unescape(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The notification MinIO would publish after a PutObject.
+/// How an object came to be, in MinIO's event names.
+pub const PUT: &str = "s3:ObjectCreated:Put";
+pub const COMPLETE_MULTIPART: &str = "s3:ObjectCreated:CompleteMultipartUpload";
+
+/// The notification MinIO would publish after a PutObject or a
+/// CompleteMultipartUpload (`event_name`).
 pub fn object_created_event(
+    event_name: &str,
     bucket: &str,
     key: &str,
     object: &ObjectMeta,
@@ -126,7 +132,7 @@ pub fn object_created_event(
         "eventSource": "minio:s3",
         "awsRegion": "",
         "eventTime": now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-        "eventName": "s3:ObjectCreated:Put",
+        "eventName": event_name,
         "userIdentity": {"principalId": "stowage"},
         "requestParameters": {"principalId": "stowage", "region": "", "sourceIPAddress": source_ip},
         "responseElements": {
@@ -153,7 +159,7 @@ pub fn object_created_event(
         "source": {"host": source_ip, "port": "", "userAgent": user_agent},
     });
     serde_json::to_vec(&json!({
-        "EventName": "s3:ObjectCreated:Put",
+        "EventName": event_name,
         "Key": format!("{bucket}/{key}"),
         "Records": [record],
     }))
@@ -164,13 +170,14 @@ pub fn object_created_event(
 mod tests {
     use super::*;
 
-    const PUT: &str = include_str!("../../../tests/fixtures/minio-put.json");
-    const MULTIPART: &str = include_str!("../../../tests/fixtures/minio-complete-multipart.json");
-    const DELETE: &str = include_str!("../../../tests/fixtures/minio-delete.json");
+    const PUT_FIXTURE: &str = include_str!("../../../tests/fixtures/minio-put.json");
+    const MULTIPART_FIXTURE: &str =
+        include_str!("../../../tests/fixtures/minio-complete-multipart.json");
+    const DELETE_FIXTURE: &str = include_str!("../../../tests/fixtures/minio-delete.json");
 
     #[test]
     fn reads_the_three_fixtures() {
-        let put = parse(PUT.as_bytes()).unwrap();
+        let put = parse(PUT_FIXTURE.as_bytes()).unwrap();
         assert_eq!(put.len(), 1);
         assert_eq!(put[0].kind, ObjectEventKind::Created);
         assert_eq!(put[0].bucket, "drive");
@@ -185,11 +192,11 @@ mod tests {
         );
         assert!(put[0].event_time.is_some());
 
-        let mp = parse(MULTIPART.as_bytes()).unwrap();
+        let mp = parse(MULTIPART_FIXTURE.as_bytes()).unwrap();
         assert_eq!(mp[0].kind, ObjectEventKind::Created);
         assert_eq!(mp[0].size, Some(157_286_400));
 
-        let del = parse(DELETE.as_bytes()).unwrap();
+        let del = parse(DELETE_FIXTURE.as_bytes()).unwrap();
         assert_eq!(del[0].kind, ObjectEventKind::Removed);
         assert_eq!(del[0].size, None);
     }
@@ -217,7 +224,7 @@ mod tests {
             content_type: Some("text/plain".into()),
             sha256: None,
         };
-        let payload = object_created_event("stowage", key, &meta, "127.0.0.1", "curl");
+        let payload = object_created_event(PUT, "stowage", key, &meta, "127.0.0.1", "curl");
         let events = parse(&payload).unwrap();
         assert_eq!(events[0].key, key);
         assert_eq!(events[0].size, Some(42));

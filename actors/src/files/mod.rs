@@ -491,7 +491,7 @@ impl Files {
     }
 }
 
-async fn insert_file(
+pub(crate) async fn insert_file(
     conn: &impl ConnectionTrait,
     file: files::ActiveModel,
     name: &str,
@@ -536,16 +536,18 @@ pub(crate) async fn verify_object(
 
 /// Makes pending files available (with the digest to record, if any) and
 /// completes their direct upload sessions, in one transaction. Files that are
-/// no longer pending are left alone. Returns the time recorded.
+/// no longer pending are left alone: only the files this call changed come
+/// back, so a race between ingest and confirm announces each file once.
 pub(crate) async fn mark_available(
     db: &DatabaseConnection,
     files_and_digests: &[(Uuid, Option<String>)],
-) -> Result<DateTime<Utc>, FileError> {
-    let at = now();
+) -> Result<Vec<files::Model>, FileError> {
     if files_and_digests.is_empty() {
-        return Ok(at);
+        return Ok(Vec::new());
     }
+    let at = now();
     let txn = db.begin().await?;
+    let mut changed = Vec::with_capacity(files_and_digests.len());
     // One statement for the files without a new digest, one per file with one.
     let plain: Vec<Uuid> = files_and_digests
         .iter()
@@ -563,19 +565,23 @@ pub(crate) async fn mark_available(
             .filter(files::Column::Status.eq(FileStatus::Pending))
     };
     for chunk in plain.chunks(1000) {
-        pending(files::Entity::update_many())
-            .filter(files::Column::Id.is_in(chunk.iter().copied()))
-            .exec(&txn)
-            .await?;
+        changed.extend(
+            pending(files::Entity::update_many())
+                .filter(files::Column::Id.is_in(chunk.iter().copied()))
+                .exec_with_returning(&txn)
+                .await?,
+        );
     }
     for (id, digest) in files_and_digests.iter().filter(|(_, d)| d.is_some()) {
-        pending(files::Entity::update_many())
-            .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
-            .filter(files::Column::Id.eq(*id))
-            .exec(&txn)
-            .await?;
+        changed.extend(
+            pending(files::Entity::update_many())
+                .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
+                .filter(files::Column::Id.eq(*id))
+                .exec_with_returning(&txn)
+                .await?,
+        );
     }
-    let ids: Vec<Uuid> = files_and_digests.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<Uuid> = changed.iter().map(|f| f.id).collect();
     for chunk in ids.chunks(1000) {
         upload_sessions::Entity::update_many()
             .col_expr(
@@ -590,7 +596,7 @@ pub(crate) async fn mark_available(
             .await?;
     }
     txn.commit().await?;
-    Ok(at)
+    Ok(changed)
 }
 
 pub(crate) fn available_event(file: &files::Model) -> DomainEvent {

@@ -128,7 +128,7 @@ impl Ingest {
             outcomes.push(outcome);
         }
 
-        let at = mark_available(&self.db, &ready).await?;
+        let changed = mark_available(&self.db, &ready).await?;
         let committed = Utc::now();
         for event in events {
             if let Some(t) = event.event_time {
@@ -136,18 +136,8 @@ impl Ingest {
                 metrics::histogram!(INGEST_LAG_SECONDS).record(lag.as_secs_f64());
             }
         }
-        // The rows as the commit left them, without reading them back.
-        for (id, digest) in ready {
-            if let Some(mut f) = found.remove(&id) {
-                f.status = FileStatus::Available;
-                f.version += 1;
-                f.updated_at = at;
-                f.available_at = Some(at);
-                if digest.is_some() {
-                    f.sha256 = digest;
-                }
-                self.bus.publish(available_event(&f)).await;
-            }
+        for file in &changed {
+            self.bus.publish(available_event(file)).await;
         }
         Ok(outcomes)
     }

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::signing::{BlobMethod, Grant, UrlSigner};
-use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
+use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, StoredPart, expiry_secs};
 use crate::events::{EventBus, minio};
 
 /// Why a signed PUT stored nothing.
@@ -44,6 +44,20 @@ pub enum GrantError {
     BadSignature,
 }
 
+/// What a multipart upload directory records about itself.
+#[derive(Debug, Serialize, Deserialize)]
+struct Manifest {
+    key: String,
+    content_type: String,
+}
+
+/// What is recorded next to each stored part.
+#[derive(Debug, Serialize, Deserialize)]
+struct PartMeta {
+    size: u64,
+    etag: String,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredMeta {
     size: u64,
@@ -56,6 +70,7 @@ pub struct LocalStore {
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
+    multipart: PathBuf,
     signer: UrlSigner,
     /// The server's public URL: signed URLs point back at it.
     base_url: String,
@@ -76,12 +91,13 @@ impl LocalStore {
             objects: root.join("objects"),
             meta: root.join("meta"),
             tmp: root.join("tmp"),
+            multipart: root.join("multipart"),
             signer,
             base_url: base_url.trim_end_matches('/').to_owned(),
             bucket: bucket.to_owned(),
             events,
         };
-        for dir in [&store.objects, &store.meta, &store.tmp] {
+        for dir in [&store.objects, &store.meta, &store.tmp, &store.multipart] {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the blob directory {}", dir.display()))?;
         }
@@ -103,6 +119,7 @@ impl LocalStore {
             size: Some(size),
             disposition: None,
             content_type: Some(content_type.to_owned()),
+            part: None,
         };
         let headers = BTreeMap::from([("Content-Type".to_owned(), content_type.to_owned())]);
         PresignedRequest {
@@ -128,6 +145,7 @@ impl LocalStore {
             size: None,
             disposition: Some(content_disposition.to_owned()),
             content_type: Some(content_type.to_owned()),
+            part: None,
         };
         (
             self.url_for(&grant),
@@ -147,6 +165,10 @@ impl LocalStore {
         if let Some(ct) = &grant.content_type {
             query.append_pair("content_type", ct);
         }
+        if let Some((upload_id, part)) = &grant.part {
+            query.append_pair("upload_id", upload_id);
+            query.append_pair("part", &part.to_string());
+        }
         query.append_pair("sig", &self.signer.sign(grant));
         format!("{}/blobs/{}?{}", self.base_url, grant.key, query.finish())
     }
@@ -165,6 +187,14 @@ impl LocalStore {
             Some(v) => Some(v.parse().map_err(|_| GrantError::Malformed)?),
             None => None,
         };
+        let part = match (params.get("upload_id"), params.get("part")) {
+            (Some(upload), Some(n)) => Some((
+                upload.clone(),
+                n.parse().map_err(|_| GrantError::Malformed)?,
+            )),
+            (None, None) => None,
+            _ => return Err(GrantError::Malformed),
+        };
         let grant = Grant {
             method,
             key: key.to_owned(),
@@ -172,6 +202,7 @@ impl LocalStore {
             size,
             disposition: params.get("disposition").cloned(),
             content_type: params.get("content_type").cloned(),
+            part,
         };
         if !self.signer.verify(&grant, sig) {
             return Err(GrantError::BadSignature);
@@ -185,13 +216,13 @@ impl LocalStore {
         Ok(grant)
     }
 
-    /// Stores exactly `grant.size` bytes from `body` at the grant's key, then
-    /// announces the object like MinIO would. Too many or too few bytes
-    /// store nothing.
+    /// Stores exactly `grant.size` bytes from `body`: the object at the
+    /// grant's key (then announces it like MinIO would), or a part of a
+    /// multipart upload. Too many or too few bytes store nothing.
     pub async fn put_stream<S, E>(
         &self,
         grant: &Grant,
-        mut body: S,
+        body: S,
         source_ip: &str,
         user_agent: &str,
     ) -> Result<ObjectMeta, PutError>
@@ -200,8 +231,59 @@ impl LocalStore {
         E: std::fmt::Display,
     {
         let expected = grant.size.unwrap_or(0);
-        let object_path = self.object_path(&grant.key)?;
-        let meta_path = self.meta_path(&grant.key)?;
+        if let Some((upload_id, part)) = &grant.part {
+            let dir = self.upload_dir(upload_id)?;
+            if !tokio::fs::try_exists(dir.join("manifest.json"))
+                .await
+                .unwrap_or(false)
+            {
+                return Err(PutError::Storage(StorageError::unavailable(
+                    anyhow::anyhow!("multipart upload {upload_id} does not exist"),
+                )));
+            }
+            let received = self.receive(body, expected).await?;
+            let etag = hex::encode(received.md5);
+            let meta = PartMeta {
+                size: received.size,
+                etag: etag.clone(),
+            };
+            let name = format!("{part:05}");
+            write_atomically(
+                &self.tmp,
+                &dir.join(format!("{name}.json")),
+                &serde_json::to_vec(&meta).map_err(StorageError::unavailable)?,
+            )
+            .await?;
+            tokio::fs::rename(received.file.path(), dir.join(format!("{name}.part")))
+                .await
+                .map_err(StorageError::unavailable)?;
+            received.file.disarm();
+            return Ok(ObjectMeta {
+                size: meta.size,
+                etag: Some(etag),
+                content_type: None,
+                sha256: None,
+            });
+        }
+        let received = self.receive(body, expected).await?;
+        let meta = StoredMeta {
+            size: received.size,
+            etag: hex::encode(received.md5),
+            sha256: hex::encode(received.sha256),
+            content_type: grant.content_type.clone(),
+        };
+        self.commit(received.file, &grant.key, &meta).await?;
+        Ok(self
+            .announce(minio::PUT, &grant.key, meta, source_ip, user_agent)
+            .await)
+    }
+
+    /// Streams a body into a temp file, hashing it, refusing any other length.
+    async fn receive<S, E>(&self, mut body: S, expected: u64) -> Result<Received, PutError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
         let tmp = TempFile::new(self.tmp.join(uuid::Uuid::new_v4().to_string()));
         let file = tokio::fs::File::create(tmp.path())
             .await
@@ -225,41 +307,235 @@ impl LocalStore {
             return Err(PutError::TooShort { expected, received });
         }
         out.flush().await.map_err(StorageError::unavailable)?;
-        let file = out.into_inner();
-        file.sync_all().await.map_err(StorageError::unavailable)?;
-        drop(file);
-
-        let meta = StoredMeta {
+        out.into_inner()
+            .sync_all()
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(Received {
+            file: tmp,
             size: received,
-            etag: hex::encode(md5.finalize()),
-            sha256: hex::encode(sha.finalize()),
-            content_type: grant.content_type.clone(),
-        };
-        self.commit(tmp, &object_path, &meta_path, &meta).await?;
+            sha256: sha.finalize().into(),
+            md5: md5.finalize().into(),
+        })
+    }
+
+    /// Publishes the object-created event; a failure is logged, not returned
+    /// (the object is stored; confirm and the janitor still find it).
+    async fn announce(
+        &self,
+        event_name: &str,
+        key: &str,
+        meta: StoredMeta,
+        source_ip: &str,
+        user_agent: &str,
+    ) -> ObjectMeta {
         let object = ObjectMeta {
             size: meta.size,
             etag: Some(meta.etag),
             content_type: meta.content_type,
             sha256: Some(meta.sha256),
         };
-        let event =
-            minio::object_created_event(&self.bucket, &grant.key, &object, source_ip, user_agent);
+        let event = minio::object_created_event(
+            event_name,
+            &self.bucket,
+            key,
+            &object,
+            source_ip,
+            user_agent,
+        );
         if let Err(e) = self.events.publish_object_event(event).await {
-            // The object is stored; confirm and the janitor's reconciliation
-            // still find it. Say so, loudly.
-            tracing::error!(key = %grant.key, error = ?e, "object stored but its event was not published");
+            tracing::error!(key, error = ?e, "object stored but its event was not published");
         }
-        Ok(object)
+        object
     }
 
-    /// Moves the finished temp file into place and writes its metadata.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        safe_relative(key)?;
+        let upload_id = uuid::Uuid::new_v4().to_string();
+        let dir = self.multipart.join(&upload_id);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(StorageError::unavailable)?;
+        let manifest = Manifest {
+            key: key.to_owned(),
+            content_type: content_type.to_owned(),
+        };
+        write_atomically(
+            &self.tmp,
+            &dir.join("manifest.json"),
+            &serde_json::to_vec(&manifest).map_err(StorageError::unavailable)?,
+        )
+        .await?;
+        Ok(upload_id)
+    }
+
+    pub fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> PresignedRequest {
+        let expires = Utc::now().timestamp() + i64::from(expiry_secs(ttl));
+        let grant = Grant {
+            method: BlobMethod::Put,
+            key: key.to_owned(),
+            expires,
+            size: Some(size),
+            disposition: None,
+            content_type: None,
+            part: Some((upload_id.to_owned(), part)),
+        };
+        PresignedRequest {
+            method: "PUT",
+            url: self.url_for(&grant),
+            headers: BTreeMap::new(),
+            expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_else(Utc::now),
+        }
+    }
+
+    pub async fn list_parts(
+        &self,
+        upload_id: &str,
+    ) -> Result<Option<Vec<StoredPart>>, StorageError> {
+        let dir = self.upload_dir(upload_id)?;
+        let mut entries = match tokio::fs::read_dir(&dir).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::unavailable(e)),
+        };
+        let mut parts = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(StorageError::unavailable)?
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(number) = name
+                .strip_suffix(".json")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            // A part is there once both its bytes and its record are.
+            if !tokio::fs::try_exists(dir.join(format!("{number:05}.part")))
+                .await
+                .unwrap_or(false)
+            {
+                continue;
+            }
+            let bytes = tokio::fs::read(entry.path())
+                .await
+                .map_err(StorageError::unavailable)?;
+            let meta: PartMeta =
+                serde_json::from_slice(&bytes).map_err(StorageError::unavailable)?;
+            parts.push(StoredPart {
+                part_number: number,
+                size: meta.size,
+                etag: meta.etag,
+            });
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(Some(parts))
+    }
+
+    /// Concatenates the parts into the object, hashing as it goes, then
+    /// announces it as a CompleteMultipartUpload.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<(), StorageError> {
+        let dir = self.upload_dir(upload_id)?;
+        let manifest: Manifest = serde_json::from_slice(
+            &tokio::fs::read(dir.join("manifest.json"))
+                .await
+                .map_err(StorageError::unavailable)?,
+        )
+        .map_err(StorageError::unavailable)?;
+        if manifest.key != key {
+            return Err(StorageError::unavailable(anyhow::anyhow!(
+                "multipart upload {upload_id} is for another key"
+            )));
+        }
+        let tmp = TempFile::new(self.tmp.join(uuid::Uuid::new_v4().to_string()));
+        let out = tokio::fs::File::create(tmp.path())
+            .await
+            .map_err(StorageError::unavailable)?;
+        let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, out);
+        let (mut sha, mut etags) = (Sha256::new(), Md5::new());
+        let mut size = 0u64;
+        let mut buf = vec![0u8; 512 * 1024];
+        for part in parts {
+            use tokio::io::AsyncReadExt;
+            let mut file = tokio::fs::File::open(dir.join(format!("{:05}.part", part.part_number)))
+                .await
+                .map_err(StorageError::unavailable)?;
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(StorageError::unavailable)?;
+                if n == 0 {
+                    break;
+                }
+                sha.update(&buf[..n]);
+                out.write_all(&buf[..n])
+                    .await
+                    .map_err(StorageError::unavailable)?;
+                size += n as u64;
+            }
+            etags.update(hex::decode(&part.etag).map_err(StorageError::unavailable)?);
+        }
+        out.flush().await.map_err(StorageError::unavailable)?;
+        out.into_inner()
+            .sync_all()
+            .await
+            .map_err(StorageError::unavailable)?;
+        let meta = StoredMeta {
+            size,
+            // S3's multipart ETag: MD5 of the parts' MD5s, then the count.
+            etag: format!("{}-{}", hex::encode(etags.finalize()), parts.len()),
+            sha256: hex::encode(sha.finalize()),
+            content_type: Some(manifest.content_type),
+        };
+        self.commit(tmp, key, &meta).await?;
+        self.announce(minio::COMPLETE_MULTIPART, key, meta, "", "stowage")
+            .await;
+        self.abort_multipart(upload_id).await
+    }
+
+    pub async fn abort_multipart(&self, upload_id: &str) -> Result<(), StorageError> {
+        match tokio::fs::remove_dir_all(self.upload_dir(upload_id)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
+        uuid::Uuid::parse_str(upload_id)
+            .map(|_| self.multipart.join(upload_id))
+            .map_err(|_| {
+                StorageError::unavailable(anyhow::anyhow!("not a local upload id: {upload_id:?}"))
+            })
+    }
+
+    /// Moves a finished temp file into place at `key` and records its metadata.
     async fn commit(
         &self,
         tmp: TempFile,
-        object_path: &Path,
-        meta_path: &Path,
+        key: &str,
         meta: &StoredMeta,
     ) -> Result<(), StorageError> {
+        let object_path = self.object_path(key)?;
+        let meta_path = self.meta_path(key)?;
         for parent in [object_path.parent(), meta_path.parent()]
             .into_iter()
             .flatten()
@@ -268,20 +544,12 @@ impl LocalStore {
                 .await
                 .map_err(StorageError::unavailable)?;
         }
-        let meta_tmp = TempFile::new(self.tmp.join(format!("{}.meta", uuid::Uuid::new_v4())));
-        let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
-        tokio::fs::write(meta_tmp.path(), json)
-            .await
-            .map_err(StorageError::unavailable)?;
-        tokio::fs::rename(tmp.path(), object_path)
+        tokio::fs::rename(tmp.path(), &object_path)
             .await
             .map_err(StorageError::unavailable)?;
         tmp.disarm();
-        tokio::fs::rename(meta_tmp.path(), meta_path)
-            .await
-            .map_err(StorageError::unavailable)?;
-        meta_tmp.disarm();
-        Ok(())
+        let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
+        write_atomically(&self.tmp, &meta_path, &json).await
     }
 
     /// Opens an object for reading.
@@ -391,6 +659,27 @@ impl LocalStore {
     fn meta_path(&self, key: &str) -> Result<PathBuf, StorageError> {
         Ok(self.meta.join(format!("{}.json", safe_relative(key)?)))
     }
+}
+
+/// What `receive` took in.
+struct Received {
+    file: TempFile,
+    size: u64,
+    sha256: [u8; 32],
+    md5: [u8; 16],
+}
+
+/// Writes a small file so that readers see all of it or none of it.
+async fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let tmp = TempFile::new(tmp_dir.join(format!("{}.tmp", uuid::Uuid::new_v4())));
+    tokio::fs::write(tmp.path(), bytes)
+        .await
+        .map_err(StorageError::unavailable)?;
+    tokio::fs::rename(tmp.path(), path)
+        .await
+        .map_err(StorageError::unavailable)?;
+    tmp.disarm();
+    Ok(())
 }
 
 /// A key as a relative path that cannot leave the store's directory.

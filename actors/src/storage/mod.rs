@@ -56,6 +56,15 @@ impl StorageError {
     }
 }
 
+/// A part of a multipart upload, as the store holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub part_number: u32,
+    pub size: u64,
+    /// Without quotes.
+    pub etag: String,
+}
+
 /// A batch delete's outcome: the keys that could not be deleted.
 #[derive(Debug, Default)]
 pub struct DeleteReport {
@@ -152,6 +161,81 @@ impl Storage {
             match self {
                 Storage::Local(s) => s.delete_many(keys).await,
                 Storage::S3(s) => s.delete_many(keys).await,
+            }
+        })
+        .await
+    }
+
+    /// Starts a multipart upload; returns the store's upload id.
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        timed("create_multipart", async {
+            match self {
+                Storage::Local(s) => s.create_multipart(key, content_type).await,
+                Storage::S3(s) => s.create_multipart(key, content_type).await,
+            }
+        })
+        .await
+    }
+
+    /// A URL that accepts one PUT of exactly `size` bytes as part `part`.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        timed("presign_part", async {
+            match self {
+                Storage::Local(s) => Ok(s.presign_part(key, upload_id, part, size, ttl)),
+                Storage::S3(s) => s.presign_part(key, upload_id, part, size, ttl).await,
+            }
+        })
+        .await
+    }
+
+    /// The parts stored so far, by number; `None` when there is no such upload.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<StoredPart>>, StorageError> {
+        timed("list_parts", async {
+            match self {
+                Storage::Local(s) => s.list_parts(upload_id).await,
+                Storage::S3(s) => s.list_parts(key, upload_id).await,
+            }
+        })
+        .await
+    }
+
+    /// Joins the parts, in order, into the object at `key`.
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<(), StorageError> {
+        timed("complete_multipart", async {
+            match self {
+                Storage::Local(s) => s.complete_multipart(key, upload_id, parts).await,
+                Storage::S3(s) => s.complete_multipart(key, upload_id, parts).await,
+            }
+        })
+        .await
+    }
+
+    /// Drops a multipart upload and its parts; a missing one is fine.
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        timed("abort_multipart", async {
+            match self {
+                Storage::Local(s) => s.abort_multipart(upload_id).await,
+                Storage::S3(s) => s.abort_multipart(key, upload_id).await,
             }
         })
         .await

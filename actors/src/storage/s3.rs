@@ -195,3 +195,146 @@ impl S3Store {
 fn is_not_found(e: &S3Error) -> bool {
     matches!(e, S3Error::HttpFailWithBody(404, _))
 }
+
+/// The parts of a `ListPartsResult` that matter here.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListPartsResult {
+    #[serde(default)]
+    is_truncated: bool,
+    next_part_number_marker: Option<u32>,
+    #[serde(default, rename = "Part")]
+    parts: Vec<ListedPart>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedPart {
+    part_number: u32,
+    #[serde(rename = "ETag")]
+    etag: String,
+    size: u64,
+}
+
+impl S3Store {
+    pub async fn create_multipart(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        self.bucket
+            .initiate_multipart_upload(key, content_type)
+            .await
+            .map(|r| r.upload_id)
+            .map_err(StorageError::unavailable)
+    }
+
+    /// A presigned UploadPart whose length is signed: S3 refuses any other.
+    pub async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        size: u64,
+        ttl: Duration,
+    ) -> Result<PresignedRequest, StorageError> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::CONTENT_LENGTH, size.into());
+        let queries = HashMap::from([
+            ("partNumber".to_owned(), part.to_string()),
+            ("uploadId".to_owned(), upload_id.to_owned()),
+        ]);
+        let secs = expiry_secs(ttl);
+        let url = self
+            .bucket
+            .presign_put(key, secs, Some(headers), Some(queries))
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(PresignedRequest {
+            method: "PUT",
+            url,
+            headers: BTreeMap::from([("Content-Length".to_owned(), size.to_string())]),
+            expires_at: Utc::now() + Duration::from_secs(u64::from(secs)),
+        })
+    }
+
+    /// ListParts, page by page. rust-s3 has no call for it, so this signs
+    /// the GET with the bucket's own presigner and reads the XML.
+    pub async fn list_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<Vec<super::StoredPart>>, StorageError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<u32> = None;
+        loop {
+            let mut queries = HashMap::from([("uploadId".to_owned(), upload_id.to_owned())]);
+            if let Some(m) = marker {
+                queries.insert("part-number-marker".to_owned(), m.to_string());
+            }
+            let url = self
+                .bucket
+                .presign_get(key, 60, Some(queries))
+                .await
+                .map_err(StorageError::unavailable)?;
+            let res = self
+                .bucket
+                .http_client()
+                .get(url)
+                .send()
+                .await
+                .map_err(StorageError::unavailable)?;
+            let status = res.status().as_u16();
+            let body = res.text().await.map_err(StorageError::unavailable)?;
+            if status == 404 {
+                return Ok(None);
+            }
+            if status != 200 {
+                return Err(StorageError::unavailable(anyhow::anyhow!(
+                    "ListParts answered {status}: {body}"
+                )));
+            }
+            let page: ListPartsResult =
+                quick_xml::de::from_str(&body).map_err(StorageError::unavailable)?;
+            parts.extend(page.parts.into_iter().map(|p| super::StoredPart {
+                part_number: p.part_number,
+                size: p.size,
+                etag: p.etag.trim_matches('"').to_owned(),
+            }));
+            match (page.is_truncated, page.next_part_number_marker) {
+                (true, Some(next)) => marker = Some(next),
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(Some(parts))
+    }
+
+    pub async fn complete_multipart(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[super::StoredPart],
+    ) -> Result<(), StorageError> {
+        let parts = parts
+            .iter()
+            .map(|p| s3::serde_types::Part {
+                part_number: p.part_number,
+                etag: format!("\"{}\"", p.etag),
+            })
+            .collect();
+        self.bucket
+            .complete_multipart_upload(key, upload_id, parts)
+            .await
+            .map(|_| ())
+            .map_err(StorageError::unavailable)
+    }
+
+    pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
+        match self.bucket.abort_upload(key, upload_id).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+}

@@ -20,6 +20,8 @@ pub struct Grant {
     pub disposition: Option<String>,
     /// The content type: stored on PUT, answered on GET.
     pub content_type: Option<String>,
+    /// PUT of a multipart part: the upload and the part number.
+    pub part: Option<(String, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,11 @@ impl UrlSigner {
             &grant.size.map(|s| s.to_string()).unwrap_or_default(),
             grant.disposition.as_deref().unwrap_or_default(),
             grant.content_type.as_deref().unwrap_or_default(),
+            &grant
+                .part
+                .as_ref()
+                .map(|(upload, n)| format!("{upload}#{n}"))
+                .unwrap_or_default(),
         ] {
             mac.update(&(field.len() as u64).to_be_bytes());
             mac.update(field.as_bytes());
@@ -97,6 +104,7 @@ mod tests {
             size: Some(10),
             disposition: None,
             content_type: Some("text/plain".into()),
+            part: None,
         }
     }
 
@@ -116,6 +124,9 @@ mod tests {
         assert!(!signer.verify(&other, &sig));
         let mut other = grant();
         other.key.push('x');
+        assert!(!signer.verify(&other, &sig));
+        let mut other = grant();
+        other.part = Some(("u".into(), 1));
         assert!(!signer.verify(&other, &sig));
         assert!(!signer.verify(&grant(), "zz"));
         assert!(!signer.verify(&grant(), &sig[2..]));

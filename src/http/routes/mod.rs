@@ -2,5 +2,6 @@ pub mod account;
 pub mod auth;
 pub mod blobs;
 pub mod files;
+pub mod multipart;
 pub mod ops;
 pub mod uploads;

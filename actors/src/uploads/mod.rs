@@ -1,0 +1,584 @@
+//! Upload sessions: S3-style multipart with presigned parts (and, later, tus).
+//!
+//! A multipart session belongs to one pending file. The client asks for a
+//! presigned URL per part and PUTs each part straight to the store; the
+//! store's own part list is the truth when the client completes, so a
+//! session survives restarts and works on any instance.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
+};
+use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
+use uuid::Uuid;
+
+use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
+use crate::events::EventBus;
+use crate::files::{
+    FileError, FileView, Role, available_event, insert_file, mark_available, verify_object,
+};
+use crate::storage::{PresignedRequest, Storage, StoredPart};
+use crate::time::now;
+
+/// S3's limits.
+pub const MIN_PART_SIZE: u64 = 5 << 20;
+pub const MAX_PART_SIZE: u64 = 5 << 30;
+pub const MAX_PARTS: u64 = 10_000;
+/// Lifetime of a presigned part URL.
+const PART_URL_TTL: Duration = Duration::from_secs(3600);
+
+/// What went wrong with an upload session.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("upload {0} does not exist")]
+    NotFound(Uuid),
+    #[error("upload {0} has expired; start a new one")]
+    Expired(Uuid),
+    #[error("upload {0} is already complete")]
+    Completed(Uuid),
+    #[error("part {part} is out of range: this upload has parts 1 to {count}")]
+    PartOutOfRange { part: u32, count: u32 },
+    #[error("the parts do not match what the store holds: {0}")]
+    PartsMismatch(String),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+impl From<sea_orm::DbErr> for UploadError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        Self::File(e.into())
+    }
+}
+
+impl From<crate::storage::StorageError> for UploadError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Self::File(e.into())
+    }
+}
+
+impl From<ValidationError> for UploadError {
+    fn from(e: ValidationError) -> Self {
+        Self::File(e.into())
+    }
+}
+
+/// A multipart upload request after parsing.
+#[derive(Debug, Clone)]
+pub struct NewMultipart {
+    pub name: FileName,
+    pub size: u64,
+    pub content_type: ContentType,
+    pub part_size: Option<u64>,
+}
+
+/// The shape of a multipart upload: part size and count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartPlan {
+    pub size: u64,
+    pub part_size: u64,
+    pub part_count: u32,
+}
+
+impl PartPlan {
+    /// Checks a requested part size against S3's rules, or picks the
+    /// smallest whole MiB that keeps the upload within 10,000 parts.
+    pub fn new(size: u64, part_size: Option<u64>) -> Result<Self, ValidationError> {
+        if size == 0 {
+            return Err(ValidationError::new(
+                "size",
+                "must be at least 1 byte (upload empty files directly)",
+            ));
+        }
+        let part_size = match part_size {
+            Some(p) if !(MIN_PART_SIZE..=MAX_PART_SIZE).contains(&p) => {
+                return Err(ValidationError::new(
+                    "part_size",
+                    format!(
+                        "must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB) bytes"
+                    ),
+                ));
+            }
+            Some(p) => p,
+            None => size
+                .div_ceil(MAX_PARTS)
+                .div_ceil(1 << 20)
+                .saturating_mul(1 << 20)
+                .max(MIN_PART_SIZE),
+        };
+        let count = size.div_ceil(part_size);
+        if count > MAX_PARTS {
+            return Err(ValidationError::new(
+                "part_size",
+                format!(
+                    "makes {count} parts; at most {MAX_PARTS} are allowed, so use parts of at least {} bytes",
+                    size.div_ceil(MAX_PARTS)
+                ),
+            ));
+        }
+        Ok(Self {
+            size,
+            part_size,
+            part_count: count as u32,
+        })
+    }
+
+    /// The exact size of part `n` (1-based): the last may be smaller.
+    pub fn part_len(&self, n: u32) -> u64 {
+        if n < self.part_count {
+            self.part_size
+        } else {
+            self.size - self.part_size * u64::from(self.part_count - 1)
+        }
+    }
+}
+
+/// A session as its owner sees it.
+#[derive(Debug, Clone)]
+pub struct SessionView {
+    pub session: upload_sessions::Model,
+    pub plan: Option<PartPlan>,
+}
+
+#[derive(Clone)]
+pub struct Uploads {
+    db: DatabaseConnection,
+    storage: Arc<Storage>,
+    bus: EventBus,
+    max_upload_size: u64,
+    /// How long a session lives after its last activity.
+    idle_expiry: Duration,
+}
+
+impl Uploads {
+    pub fn new(
+        db: DatabaseConnection,
+        storage: Arc<Storage>,
+        bus: EventBus,
+        max_upload_size: u64,
+        idle_expiry: Duration,
+    ) -> Self {
+        Self {
+            db,
+            storage,
+            bus,
+            max_upload_size,
+            idle_expiry,
+        }
+    }
+
+    /// Creates a pending file and a multipart upload in the store.
+    #[tracing::instrument(skip_all, fields(owner_id = %owner))]
+    pub async fn create_multipart(
+        &self,
+        owner: Uuid,
+        new: NewMultipart,
+    ) -> Result<(FileView, SessionView), UploadError> {
+        if new.size > self.max_upload_size {
+            return Err(FileError::TooLarge {
+                size: new.size,
+                max: self.max_upload_size,
+            }
+            .into());
+        }
+        let plan = PartPlan::new(new.size, new.part_size)?;
+        let at = now();
+        let id = Uuid::now_v7();
+        let key = ObjectKey::new(owner, id).to_string();
+        let store_upload = self
+            .storage
+            .create_multipart(&key, new.content_type.as_str())
+            .await?;
+        let txn = self.db.begin().await?;
+        let file = files::ActiveModel {
+            id: Set(id),
+            owner_id: Set(owner),
+            name: Set(new.name.as_str().to_owned()),
+            name_lower: Set(new.name.lower()),
+            size: Set(new.size as i64),
+            content_type: Set(new.content_type.as_str().to_owned()),
+            sha256: Set(None),
+            status: Set(FileStatus::Pending),
+            visibility: Set(Visibility::Private),
+            public_token: Set(None),
+            object_key: Set(key.clone()),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            available_at: Set(None),
+            expires_at: Set(None),
+            deleted_at: Set(None),
+            purge_at: Set(None),
+        };
+        let file = match insert_file(&txn, file, new.name.as_str()).await {
+            Ok(f) => f,
+            Err(e) => {
+                drop(txn);
+                // Leave nothing behind in the store.
+                let _ = self.storage.abort_multipart(&key, &store_upload).await;
+                return Err(e.into());
+            }
+        };
+        let session = upload_sessions::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            owner_id: Set(owner),
+            file_id: Set(id),
+            kind: Set(UploadKind::Multipart),
+            state: Set(UploadState::Active),
+            size: Set(Some(new.size as i64)),
+            offset: Set(0),
+            parts_received: Set(0),
+            part_size: Set(Some(plan.part_size as i64)),
+            s3_upload_id: Set(Some(store_upload)),
+            metadata: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+            expires_at: Set(at + self.idle_expiry),
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok((
+            FileView {
+                file,
+                role: Role::Owner,
+            },
+            SessionView {
+                session,
+                plan: Some(plan),
+            },
+        ))
+    }
+
+    /// A presigned PUT for part `part` of exactly its planned length.
+    pub async fn part_url(
+        &self,
+        owner: Uuid,
+        upload: Uuid,
+        part: u32,
+    ) -> Result<PresignedRequest, UploadError> {
+        let (session, file, plan) = self.active_multipart(owner, upload).await?;
+        if part == 0 || part > plan.part_count {
+            return Err(UploadError::PartOutOfRange {
+                part,
+                count: plan.part_count,
+            });
+        }
+        let store_upload = session.s3_upload_id.clone().unwrap_or_default();
+        let request = self
+            .storage
+            .presign_part(
+                &file.object_key,
+                &store_upload,
+                part,
+                plan.part_len(part),
+                PART_URL_TTL,
+            )
+            .await?;
+        self.touch(&session, None).await?;
+        Ok(request)
+    }
+
+    /// The parts the store holds so far.
+    pub async fn parts(&self, owner: Uuid, upload: Uuid) -> Result<Vec<StoredPart>, UploadError> {
+        let (session, file, _) = self.active_multipart(owner, upload).await?;
+        let parts = self.stored_parts(&session, &file).await?;
+        self.touch(&session, Some(&parts)).await?;
+        Ok(parts)
+    }
+
+    /// Checks the client's part list against the store's, joins the parts
+    /// and makes the file available.
+    #[tracing::instrument(skip(self, claimed), fields(upload_id = %upload))]
+    pub async fn complete(
+        &self,
+        owner: Uuid,
+        upload: Uuid,
+        claimed: Vec<(u32, String)>,
+    ) -> Result<FileView, UploadError> {
+        let (session, file, plan) = self.active_multipart(owner, upload).await?;
+        let stored = self.stored_parts(&session, &file).await?;
+        check_parts(&plan, &claimed, &stored)?;
+        let store_upload = session.s3_upload_id.clone().unwrap_or_default();
+        self.storage
+            .complete_multipart(&file.object_key, &store_upload, &stored)
+            .await?;
+        let meta = self
+            .storage
+            .head(&file.object_key)
+            .await?
+            .ok_or(FileError::UploadIncomplete)?;
+        let digest = verify_object(&self.storage, &file, &meta).await?;
+        let changed = mark_available(&self.db, &[(file.id, digest)]).await?;
+        let at = now();
+        upload_sessions::Entity::update_many()
+            .col_expr(
+                upload_sessions::Column::State,
+                Expr::value(UploadState::Completed),
+            )
+            .col_expr(
+                upload_sessions::Column::Offset,
+                Expr::value(plan.size as i64),
+            )
+            .col_expr(
+                upload_sessions::Column::PartsReceived,
+                Expr::value(plan.part_count as i32),
+            )
+            .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(at))
+            .filter(upload_sessions::Column::Id.eq(session.id))
+            .exec(&self.db)
+            .await?;
+        let file = files::Entity::find_by_id(file.id)
+            .one(&self.db)
+            .await?
+            .ok_or(FileError::NotFound(file.id))?;
+        for f in &changed {
+            self.bus.publish(available_event(f)).await;
+        }
+        Ok(FileView {
+            file,
+            role: Role::Owner,
+        })
+    }
+
+    /// Aborts the upload in the store and removes its pending file.
+    pub async fn abort(&self, owner: Uuid, upload: Uuid) -> Result<(), UploadError> {
+        let (session, file) = self
+            .owned_session(owner, upload, UploadKind::Multipart)
+            .await?;
+        if session.state == UploadState::Completed {
+            return Err(UploadError::Completed(upload));
+        }
+        let store_upload = session.s3_upload_id.clone().unwrap_or_default();
+        self.storage
+            .abort_multipart(&file.object_key, &store_upload)
+            .await?;
+        // The session goes with its file (ON DELETE CASCADE).
+        files::Entity::delete_many()
+            .filter(files::Column::Id.eq(file.id))
+            .filter(files::Column::Status.eq(FileStatus::Pending))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// The caller's unfinished sessions, newest first.
+    pub async fn list(&self, owner: Uuid) -> Result<Vec<SessionView>, UploadError> {
+        let sessions = upload_sessions::Entity::find()
+            .filter(upload_sessions::Column::OwnerId.eq(owner))
+            .filter(upload_sessions::Column::State.eq(UploadState::Active))
+            .order_by_desc(upload_sessions::Column::Id)
+            .all(&self.db)
+            .await?;
+        Ok(sessions.into_iter().map(view).collect())
+    }
+
+    /// One of the caller's sessions, of any kind and state.
+    pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<SessionView, UploadError> {
+        upload_sessions::Entity::find_by_id(id)
+            .filter(upload_sessions::Column::OwnerId.eq(owner))
+            .one(&self.db)
+            .await?
+            .map(view)
+            .ok_or(UploadError::NotFound(id))
+    }
+
+    async fn owned_session(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        kind: UploadKind,
+    ) -> Result<(upload_sessions::Model, files::Model), UploadError> {
+        let session = upload_sessions::Entity::find_by_id(id)
+            .filter(upload_sessions::Column::OwnerId.eq(owner))
+            .filter(upload_sessions::Column::Kind.eq(kind))
+            .one(&self.db)
+            .await?
+            .ok_or(UploadError::NotFound(id))?;
+        let file = files::Entity::find_by_id(session.file_id)
+            .one(&self.db)
+            .await?
+            .ok_or(UploadError::NotFound(id))?;
+        Ok((session, file))
+    }
+
+    async fn active_multipart(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<(upload_sessions::Model, files::Model, PartPlan), UploadError> {
+        let (session, file) = self.owned_session(owner, id, UploadKind::Multipart).await?;
+        match session.state {
+            UploadState::Active if session.expires_at <= Utc::now() => {
+                return Err(UploadError::Expired(id));
+            }
+            UploadState::Active => {}
+            UploadState::Completed => return Err(UploadError::Completed(id)),
+            UploadState::Expired | UploadState::Aborted => return Err(UploadError::Expired(id)),
+        }
+        let plan = view(session.clone())
+            .plan
+            .ok_or(UploadError::NotFound(id))?;
+        Ok((session, file, plan))
+    }
+
+    async fn stored_parts(
+        &self,
+        session: &upload_sessions::Model,
+        file: &files::Model,
+    ) -> Result<Vec<StoredPart>, UploadError> {
+        let store_upload = session.s3_upload_id.clone().unwrap_or_default();
+        self.storage
+            .list_parts(&file.object_key, &store_upload)
+            .await?
+            .ok_or(UploadError::Expired(session.id))
+    }
+
+    /// Records activity: the session lives `idle_expiry` from now.
+    async fn touch(
+        &self,
+        session: &upload_sessions::Model,
+        parts: Option<&[StoredPart]>,
+    ) -> Result<(), UploadError> {
+        let at = now();
+        let mut update = upload_sessions::Entity::update_many()
+            .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(at))
+            .col_expr(
+                upload_sessions::Column::ExpiresAt,
+                Expr::value(at + self.idle_expiry),
+            )
+            .filter(upload_sessions::Column::Id.eq(session.id))
+            .filter(upload_sessions::Column::State.eq(UploadState::Active));
+        if let Some(parts) = parts {
+            update = update
+                .col_expr(
+                    upload_sessions::Column::PartsReceived,
+                    Expr::value(parts.len() as i32),
+                )
+                .col_expr(
+                    upload_sessions::Column::Offset,
+                    Expr::value(parts.iter().map(|p| p.size as i64).sum::<i64>()),
+                );
+        }
+        update.exec(&self.db).await?;
+        Ok(())
+    }
+}
+
+fn view(session: upload_sessions::Model) -> SessionView {
+    let plan = match (session.kind, session.size, session.part_size) {
+        (UploadKind::Multipart, Some(size), Some(part_size)) => {
+            PartPlan::new(size as u64, Some(part_size as u64)).ok()
+        }
+        _ => None,
+    };
+    SessionView { session, plan }
+}
+
+/// The client's list must name every part, in order, with the ETag the
+/// store reported; the store must hold each at its planned size.
+pub fn check_parts(
+    plan: &PartPlan,
+    claimed: &[(u32, String)],
+    stored: &[StoredPart],
+) -> Result<(), UploadError> {
+    let mismatch = |m: String| Err(UploadError::PartsMismatch(m));
+    if claimed.len() as u32 != plan.part_count {
+        return mismatch(format!(
+            "{} parts were listed, the upload has {}",
+            claimed.len(),
+            plan.part_count
+        ));
+    }
+    for (i, (number, etag)) in claimed.iter().enumerate() {
+        let expected = i as u32 + 1;
+        if *number != expected {
+            return mismatch(format!(
+                "part {expected} is missing or out of order (found {number})"
+            ));
+        }
+        let Some(part) = stored.iter().find(|p| p.part_number == *number) else {
+            return mismatch(format!("part {number} has not been uploaded"));
+        };
+        if part.etag != etag.trim_matches('"') {
+            return mismatch(format!("part {number}'s ETag is {}, not {etag}", part.etag));
+        }
+        if part.size != plan.part_len(*number) {
+            return mismatch(format!(
+                "part {number} has {} bytes, {} were expected",
+                part.size,
+                plan.part_len(*number)
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    #[test]
+    fn plans_follow_s3_limits() {
+        let p = PartPlan::new(12 * MIB, Some(5 * MIB)).unwrap();
+        assert_eq!(
+            (p.part_count, p.part_len(1), p.part_len(3)),
+            (3, 5 * MIB, 2 * MIB)
+        );
+        let p = PartPlan::new(10 * MIB, Some(5 * MIB)).unwrap();
+        assert_eq!((p.part_count, p.part_len(2)), (2, 5 * MIB));
+        // Default: 5 MiB until 10,000 parts would not do.
+        assert_eq!(PartPlan::new(1, None).unwrap().part_size, 5 * MIB);
+        let big = PartPlan::new(5 << 40, None).unwrap();
+        assert!(
+            big.part_count as u64 <= MAX_PARTS && big.part_size.is_multiple_of(MIB),
+            "{big:?}"
+        );
+        assert!(PartPlan::new(0, None).is_err());
+        assert!(PartPlan::new(10 * MIB, Some(MIB)).is_err());
+        assert!(PartPlan::new(10 * MIB, Some(6 << 30)).is_err());
+        assert!(PartPlan::new(60_000 * MIB, Some(5 * MIB)).is_err());
+    }
+
+    #[test]
+    fn parts_must_match_the_store() {
+        let plan = PartPlan::new(12 * MIB, Some(5 * MIB)).unwrap();
+        let stored: Vec<StoredPart> = (1..=3)
+            .map(|n| StoredPart {
+                part_number: n,
+                size: plan.part_len(n),
+                etag: format!("e{n}"),
+            })
+            .collect();
+        let claimed = |v: &[(u32, &str)]| {
+            v.iter()
+                .map(|(n, e)| (*n, e.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            check_parts(
+                &plan,
+                &claimed(&[(1, "e1"), (2, "\"e2\""), (3, "e3")]),
+                &stored
+            )
+            .is_ok()
+        );
+        for bad in [
+            claimed(&[(1, "e1"), (2, "e2")]),
+            claimed(&[(1, "e1"), (3, "e3"), (2, "e2")]),
+            claimed(&[(1, "e1"), (2, "x"), (3, "e3")]),
+        ] {
+            assert!(check_parts(&plan, &bad, &stored).is_err(), "{bad:?}");
+        }
+        let mut short = stored.clone();
+        short[2].size -= 1;
+        assert!(check_parts(&plan, &claimed(&[(1, "e1"), (2, "e2"), (3, "e3")]), &short).is_err());
+    }
+}
