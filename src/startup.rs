@@ -95,6 +95,7 @@ impl Application {
             storage.clone(),
             bus.clone(),
             settings.max_upload_size.0,
+            settings.trash_retention,
         );
         let uploads = Uploads::new(
             conn.clone(),

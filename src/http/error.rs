@@ -298,6 +298,7 @@ impl From<FileError> for ApiError {
                 format!("{detail}; fetch the file again and retry with its current ETag"),
             ),
             FileError::Conflict => Self::new(StatusCode::CONFLICT, "concurrent_update", detail),
+            FileError::NotDeleted => Self::new(StatusCode::CONFLICT, "not_in_trash", detail),
             FileError::Pending => Self::new(
                 StatusCode::CONFLICT,
                 "file_pending",

@@ -94,8 +94,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/files/{id}")
                         .route(web::get().to(files::get))
-                        .route(web::patch().to(files::patch)),
+                        .route(web::patch().to(files::patch))
+                        .route(web::delete().to(files::delete)),
                 )
+                .service(web::resource("/files/{id}/restore").route(web::post().to(files::restore)))
                 .service(web::resource("/files/{id}/confirm").route(web::post().to(files::confirm)))
                 .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
                 .service(

@@ -30,6 +30,8 @@ use super::routes::{account, auth, files, multipart, ops, uploads};
         files::list,
         files::get,
         files::patch,
+        files::delete,
+        files::restore,
         files::confirm,
         files::content,
         files::download_url,

@@ -10,4 +10,5 @@ mod files;
 mod ingest;
 mod multipart;
 mod ops;
+mod trash;
 mod uploads;

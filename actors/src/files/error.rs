@@ -23,6 +23,8 @@ pub enum FileError {
     VersionMismatch { current: i64 },
     #[error("the file changed while this request was being handled; retry it")]
     Conflict,
+    #[error("the file is not in the trash")]
+    NotDeleted,
     #[error("the upload of this file has not finished")]
     Pending,
     #[error("no object has been uploaded for this file yet")]

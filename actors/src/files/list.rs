@@ -19,13 +19,16 @@ pub const MAX_LIMIT: u64 = 1000;
 pub enum View {
     #[default]
     Owned,
+    /// The caller's deleted files, until they are purged.
+    Trash,
 }
 
 impl View {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         match raw {
             "owned" => Ok(Self::Owned),
-            _ => Err(ValidationError::new("view", "must be `owned`")),
+            "trash" => Ok(Self::Trash),
+            _ => Err(ValidationError::new("view", "must be `owned` or `trash`")),
         }
     }
 }
@@ -248,6 +251,7 @@ mod tests {
         }
         assert!(Sort::parse("owner").is_err());
         assert!(View::parse("owned").is_ok());
+        assert!(View::parse("trash").is_ok());
         assert!(View::parse("everything").is_err());
     }
 }

@@ -124,6 +124,8 @@ pub struct Files {
     storage: Arc<Storage>,
     bus: EventBus,
     max_upload_size: u64,
+    /// How long a deleted file stays restorable.
+    trash_retention: Duration,
 }
 
 impl Files {
@@ -132,12 +134,14 @@ impl Files {
         storage: Arc<Storage>,
         bus: EventBus,
         max_upload_size: u64,
+        trash_retention: Duration,
     ) -> Self {
         Self {
             db,
             storage,
             bus,
             max_upload_size,
+            trash_retention,
         }
     }
 
@@ -261,6 +265,9 @@ impl Files {
             View::Owned => files::Entity::find()
                 .filter(files::Column::OwnerId.eq(caller))
                 .filter(files::Column::DeletedAt.is_null()),
+            View::Trash => files::Entity::find()
+                .filter(files::Column::OwnerId.eq(caller))
+                .filter(files::Column::DeletedAt.is_not_null()),
         };
         let mut rows = list::apply(select, query).all(&self.db).await?;
         let more = rows.len() as u64 > query.limit;
@@ -393,6 +400,102 @@ impl Files {
         Ok(FileView {
             file: updated,
             role: view.role,
+        })
+    }
+
+    /// Moves a file to the trash: it leaves every view but `trash`, and can
+    /// be restored until `purge_at`.
+    #[tracing::instrument(skip(self), fields(file_id = %id))]
+    pub async fn delete(&self, caller: Uuid, id: Uuid) -> Result<(), FileError> {
+        let view = self.access(caller, id).await?;
+        if view.role != Role::Owner {
+            return Err(FileError::Forbidden {
+                needed: "owner",
+                action: "delete it",
+            });
+        }
+        let at = now();
+        let purge_at = at + self.trash_retention;
+        let result = files::Entity::update_many()
+            .col_expr(files::Column::DeletedAt, Expr::value(at))
+            .col_expr(files::Column::PurgeAt, Expr::value(purge_at))
+            .col_expr(
+                files::Column::Version,
+                Expr::col(files::Column::Version).add(1),
+            )
+            .col_expr(files::Column::UpdatedAt, Expr::value(at))
+            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::DeletedAt.is_null())
+            .exec(&self.db)
+            .await?;
+        if result.rows_affected == 1 {
+            self.bus
+                .publish(DomainEvent::new(
+                    "file.deleted",
+                    id,
+                    view.file.owner_id,
+                    Some(caller),
+                    json!({"name": view.file.name, "purge_at": purge_at}),
+                ))
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Brings a file back from the trash, under its old name.
+    #[tracing::instrument(skip(self), fields(file_id = %id))]
+    pub async fn restore(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
+        let file = files::Entity::find_by_id(id)
+            .filter(files::Column::OwnerId.eq(caller))
+            .one(&self.db)
+            .await?
+            .ok_or(FileError::NotFound(id))?;
+        if file.deleted_at.is_none() {
+            return Err(FileError::NotDeleted);
+        }
+        if file.purge_at.is_some_and(|p| p <= Utc::now()) {
+            // Past retention: the janitor's to purge; as good as gone.
+            return Err(FileError::NotFound(id));
+        }
+        let result = files::Entity::update_many()
+            .col_expr(
+                files::Column::DeletedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                files::Column::PurgeAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .col_expr(
+                files::Column::Version,
+                Expr::col(files::Column::Version).add(1),
+            )
+            .col_expr(files::Column::UpdatedAt, Expr::value(now()))
+            .filter(files::Column::Id.eq(id))
+            .filter(files::Column::DeletedAt.is_not_null())
+            .exec(&self.db)
+            .await;
+        match result {
+            Ok(r) if r.rows_affected == 1 => {}
+            Ok(_) => return Err(FileError::NotDeleted),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                return Err(FileError::NameTaken(file.name));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let restored = self.load(id).await?;
+        self.bus
+            .publish(DomainEvent::new(
+                "file.restored",
+                id,
+                restored.owner_id,
+                Some(caller),
+                json!({"name": restored.name}),
+            ))
+            .await;
+        Ok(FileView {
+            file: restored,
+            role: Role::Owner,
         })
     }
 

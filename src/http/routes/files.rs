@@ -38,6 +38,9 @@ pub struct FileBody {
     pub updated_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    /// In the trash: when the file will be purged for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_at: Option<DateTime<Utc>>,
     /// Absolute URL of the public link while the file is public.
     pub public_url: Option<String>,
 }
@@ -70,6 +73,7 @@ impl FileBody {
             updated_at: f.updated_at,
             expires_at: f.expires_at,
             deleted_at: f.deleted_at,
+            purge_at: f.purge_at,
         }
     }
 }
@@ -77,7 +81,7 @@ impl FileBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `owned` (default).
+    /// `owned` (default) or `trash`.
     pub view: Option<String>,
     /// 1 to 1000, default 50.
     pub limit: Option<String>,
@@ -257,6 +261,34 @@ pub async fn patch(
     let expected = if_match(&req)?;
     let patch = FilePatch::try_from(body.into_inner())?;
     let view = files.update(caller.0.user_id, *id, patch, expected).await?;
+    Ok(with_etag(FileBody::new(view, &base)))
+}
+
+/// Move the file to the trash (restorable until its `purge_at`).
+#[utoipa::path(delete, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn delete(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    files.delete(caller.0.user_id, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Bring a file back from the trash.
+#[utoipa::path(post, path = "/api/v1/files/{id}/restore", tag = "files", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = FileBody), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`not_in_trash`, or `name_taken` by a live file")))]
+pub async fn restore(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    base: web::Data<PublicBase>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let view = files.restore(caller.0.user_id, *id).await?;
     Ok(with_etag(FileBody::new(view, &base)))
 }
 

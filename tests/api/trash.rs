@@ -1,0 +1,141 @@
+//! Soft delete to the trash, and restore.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Stack, assert_problem, spawn_app};
+
+crate::on_both_stacks!(deleted_files_wait_in_the_trash_until_restored);
+
+async fn deleted_files_wait_in_the_trash_until_restored(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let stranger = app.new_user().await;
+    let file = app.upload_file(&user, "report.pdf", b"quarterly").await;
+    let id = file["id"].as_str().unwrap();
+    let public: Value = app
+        .patch_file(
+            &user.access_token,
+            id,
+            &json!({"visibility": "public"}),
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let public_url = public["public_url"].as_str().unwrap().to_owned();
+    let delete = async |token: &str, id: &str| {
+        app.client
+            .delete(app.url(&format!("/api/v1/files/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    };
+
+    // Strangers cannot delete it.
+    assert_problem(
+        delete(&stranger.access_token, id).await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    let res = delete(&user.access_token, id).await;
+    assert_eq!(res.status(), 204);
+
+    // Gone from every route but the trash.
+    assert_problem(
+        app.get_file(&user.access_token, id).await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    assert_problem(
+        app.get_authed(&format!("/api/v1/files/{id}/content"), &user.access_token)
+            .await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    assert_eq!(
+        app.client.get(&public_url).send().await.unwrap().status(),
+        404
+    );
+    assert_problem(delete(&user.access_token, id).await, 404, "file_not_found").await;
+    let owned: Value = app
+        .get_authed("/api/v1/files", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(owned["items"], json!([]));
+    let me: Value = app
+        .get_authed("/api/v1/me", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["usage"], json!({"files": 0, "bytes": 0}));
+    let trash: Value = app
+        .get_authed("/api/v1/files?view=trash", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let item = &trash["items"][0];
+    assert_eq!(item["id"], id);
+    assert!(
+        item["deleted_at"].is_string() && item["purge_at"].is_string(),
+        "{item}"
+    );
+    let deleted_at =
+        chrono::DateTime::parse_from_rfc3339(item["deleted_at"].as_str().unwrap()).unwrap();
+    let purge_at =
+        chrono::DateTime::parse_from_rfc3339(item["purge_at"].as_str().unwrap()).unwrap();
+    assert_eq!((purge_at - deleted_at).num_days(), 7, "default retention");
+    let strangers_trash: Value = app
+        .get_authed("/api/v1/files?view=trash", &stranger.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(strangers_trash["items"], json!([]));
+
+    // The name is free while the file is in the trash...
+    let newer = app.upload_file(&user, "report.pdf", b"a newer one").await;
+    // ...so restoring it now collides, and changes nothing.
+    let restore = async |token: &str, id: &str| {
+        app.post_authed(&format!("/api/v1/files/{id}/restore"), token, &json!({}))
+            .await
+    };
+    assert_problem(restore(&user.access_token, id).await, 409, "name_taken").await;
+    assert_problem(
+        restore(&stranger.access_token, id).await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    app.patch_file(
+        &user.access_token,
+        newer["id"].as_str().unwrap(),
+        &json!({"name": "report (new).pdf"}),
+        None,
+    )
+    .await;
+
+    let res = restore(&user.access_token, id).await;
+    assert_eq!(res.status(), 200);
+    let restored: Value = res.json().await.unwrap();
+    assert_eq!(restored["deleted_at"], Value::Null);
+    assert!(restored.get("purge_at").is_none());
+    assert_eq!(restored["name"], "report.pdf");
+    assert_eq!(app.download(&user.access_token, id).await, b"quarterly");
+    assert_problem(restore(&user.access_token, id).await, 409, "not_in_trash").await;
+    let trash: Value = app
+        .get_authed("/api/v1/files?view=trash", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(trash["items"], json!([]));
+}
