@@ -16,6 +16,7 @@ use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
 use stowage_actors::events::EventBus;
 use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
+use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage};
 use stowage_actors::uploads::Uploads;
@@ -121,6 +122,10 @@ impl Application {
             settings.rate_limit_api,
         ));
         spawn_limit_pruner(&limits);
+        let sharing = {
+            let (db, bus) = (conn.clone(), bus.clone());
+            web::Data::new(Supervisor::start(move |_| SharingActor::new(db, bus)))
+        };
         let metrics = web::Data::new(telemetry::metrics_handle());
         let storage_kind = storage.kind();
         let events_handle = bus.clone();
@@ -141,6 +146,7 @@ impl Application {
                 .app_data(conn.clone())
                 .app_data(files.clone())
                 .app_data(uploads.clone())
+                .app_data(sharing.clone())
                 .app_data(bus.clone())
                 .app_data(storage.clone())
                 .app_data(base.clone())

@@ -9,6 +9,7 @@ pub mod events;
 pub mod files;
 pub mod ingest;
 pub mod metrics;
+pub mod sharing;
 pub mod storage;
 pub mod time;
 pub mod uploads;

@@ -4,5 +4,7 @@
 pub mod files;
 pub mod login_sessions;
 pub mod refresh_tokens;
+pub mod shares;
+pub mod shortcuts;
 pub mod upload_sessions;
 pub mod users;

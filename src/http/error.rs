@@ -299,6 +299,14 @@ impl From<FileError> for ApiError {
             ),
             FileError::Conflict => Self::new(StatusCode::CONFLICT, "concurrent_update", detail),
             FileError::NotDeleted => Self::new(StatusCode::CONFLICT, "not_in_trash", detail),
+            FileError::ShortcutExists => Self::new(StatusCode::CONFLICT, "shortcut_exists", detail),
+            FileError::ShortcutNotFound(_) => Self::not_found("shortcut_not_found", detail),
+            FileError::UserNotFound(_) => Self::not_found(
+                "user_not_found",
+                format!("{detail}; they need to sign up before a file can be shared with them"),
+            ),
+            FileError::ShareNotFound(_) => Self::not_found("share_not_found", detail),
+            FileError::ShareWithOwner => Self::bad_request("invalid_share", detail),
             FileError::Pending => Self::new(
                 StatusCode::CONFLICT,
                 "file_pending",

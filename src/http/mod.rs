@@ -21,7 +21,7 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
-use self::routes::{account, auth as auth_routes, blobs, files, multipart, ops, uploads};
+use self::routes::{account, auth as auth_routes, blobs, files, multipart, ops, shares, uploads};
 
 /// JSON bodies of the auth routes are small.
 const AUTH_BODY_LIMIT: usize = 16 * 1024;
@@ -98,6 +98,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(files::delete)),
                 )
                 .service(web::resource("/files/{id}/restore").route(web::post().to(files::restore)))
+                .service(
+                    web::resource("/files/{id}/shares")
+                        .route(web::post().to(shares::share))
+                        .route(web::get().to(shares::list)),
+                )
+                .service(
+                    web::resource("/files/{id}/shares/{user_id}")
+                        .route(web::delete().to(shares::revoke)),
+                )
+                .service(web::resource("/shortcuts").route(web::post().to(shares::add_shortcut)))
+                .service(
+                    web::resource("/shortcuts/{shortcut_id}")
+                        .route(web::delete().to(shares::remove_shortcut)),
+                )
                 .service(web::resource("/files/{id}/confirm").route(web::post().to(files::confirm)))
                 .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
                 .service(

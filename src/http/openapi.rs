@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, multipart, ops, uploads};
+use super::routes::{account, auth, files, multipart, ops, shares, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,6 +32,11 @@ use super::routes::{account, auth, files, multipart, ops, uploads};
         files::patch,
         files::delete,
         files::restore,
+        shares::share,
+        shares::list,
+        shares::revoke,
+        shares::add_shortcut,
+        shares::remove_shortcut,
         files::confirm,
         files::content,
         files::download_url,
@@ -43,6 +48,7 @@ use super::routes::{account, auth, files, multipart, ops, uploads};
         (name = "account", description = "The caller's account"),
         (name = "uploads", description = "Putting files in"),
         (name = "files", description = "Reading, listing, changing and downloading files"),
+        (name = "sharing", description = "Shares and shortcuts"),
         (name = "meta", description = "This description"),
     )
 )]

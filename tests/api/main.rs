@@ -10,5 +10,6 @@ mod files;
 mod ingest;
 mod multipart;
 mod ops;
+mod sharing;
 mod trash;
 mod uploads;

@@ -25,6 +25,16 @@ pub enum FileError {
     Conflict,
     #[error("the file is not in the trash")]
     NotDeleted,
+    #[error("there is already a shortcut to this file")]
+    ShortcutExists,
+    #[error("shortcut {0} does not exist")]
+    ShortcutNotFound(uuid::Uuid),
+    #[error("no account has the email {0:?}")]
+    UserNotFound(String),
+    #[error("{0} is not shared with this file")]
+    ShareNotFound(uuid::Uuid),
+    #[error("the owner of a file cannot be given a role on it")]
+    ShareWithOwner,
     #[error("the upload of this file has not finished")]
     Pending,
     #[error("no object has been uploaded for this file yet")]

@@ -19,6 +19,10 @@ pub const MAX_LIMIT: u64 = 1000;
 pub enum View {
     #[default]
     Owned,
+    /// Live files others shared with the caller.
+    Shared,
+    /// The caller's shortcuts, to files they can still see.
+    Shortcuts,
     /// The caller's deleted files, until they are purged.
     Trash,
 }
@@ -27,8 +31,13 @@ impl View {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         match raw {
             "owned" => Ok(Self::Owned),
+            "shared" => Ok(Self::Shared),
+            "shortcuts" => Ok(Self::Shortcuts),
             "trash" => Ok(Self::Trash),
-            _ => Err(ValidationError::new("view", "must be `owned` or `trash`")),
+            _ => Err(ValidationError::new(
+                "view",
+                "must be owned, shared, shortcuts or trash",
+            )),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! visibility, downloads and public links. Who may do what is decided here,
 //! once, from the caller's role on the file.
 
+mod access;
 mod error;
 pub mod list;
 
@@ -9,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::Condition;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
     FromQueryResult, QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
@@ -17,8 +19,11 @@ use sea_orm::{
 use serde_json::json;
 use stowage_entity::files::{self, FileStatus, Visibility};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
+use stowage_entity::{shares, shortcuts};
 use uuid::Uuid;
 
+pub(crate) use access::access;
+pub use access::{Action, FileView, PERMISSIONS, Role};
 pub use error::FileError;
 pub use list::{Cursor, ListQuery, Sort, View};
 
@@ -37,31 +42,6 @@ pub const UPLOAD_URL_TTL_MIN: u64 = 1;
 pub const UPLOAD_URL_TTL_MAX: u64 = 7 * 24 * 3600;
 /// At most this many files in one batch upload request.
 pub const MAX_BATCH: usize = 100;
-
-/// The caller's role on a file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Owner,
-    Editor,
-    Viewer,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Editor => "editor",
-            Role::Viewer => "viewer",
-        }
-    }
-}
-
-/// A file as one caller sees it.
-#[derive(Debug, Clone)]
-pub struct FileView {
-    pub file: files::Model,
-    pub role: Role,
-}
 
 /// A direct upload request after parsing.
 #[derive(Debug, Clone)]
@@ -215,10 +195,7 @@ impl Files {
             .insert(&txn)
             .await?;
             created.push(DirectUpload {
-                file: FileView {
-                    file,
-                    role: Role::Owner,
-                },
+                file: FileView::new(file, Role::Owner),
                 request,
             });
         }
@@ -230,12 +207,7 @@ impl Files {
     #[tracing::instrument(skip(self), fields(file_id = %id))]
     pub async fn confirm(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
         let view = self.access(caller, id).await?;
-        if view.role != Role::Owner {
-            return Err(FileError::Forbidden {
-                needed: "owner",
-                action: "confirm its upload",
-            });
-        }
+        view.require(Action::ConfirmUpload)?;
         if view.file.status == FileStatus::Available {
             return Ok(view);
         }
@@ -246,13 +218,10 @@ impl Files {
             .await?
             .ok_or(FileError::UploadIncomplete)?;
         let digest = verify_object(&self.storage, &file, &meta).await?;
-        mark_available(&self.db, &[(file.id, digest)]).await?;
-        let file = self.load(id).await?;
-        self.bus.publish(available_event(&file)).await;
-        Ok(FileView {
-            file,
-            role: Role::Owner,
-        })
+        for changed in mark_available(&self.db, &[(file.id, digest)]).await? {
+            self.bus.publish(available_event(&changed)).await;
+        }
+        Ok(FileView::new(self.load(id).await?, Role::Owner))
     }
 
     /// The file, if the caller may see it (pending files only to their owner).
@@ -261,10 +230,37 @@ impl Files {
     }
 
     pub async fn list(&self, caller: Uuid, query: &ListQuery) -> Result<Page, FileError> {
+        let shared_with_caller = || {
+            Query::select()
+                .column(shares::Column::FileId)
+                .from(shares::Entity)
+                .and_where(shares::Column::UserId.eq(caller))
+                .to_owned()
+        };
+        let live = files::Entity::find().filter(files::Column::DeletedAt.is_null());
         let select = match query.view {
-            View::Owned => files::Entity::find()
-                .filter(files::Column::OwnerId.eq(caller))
-                .filter(files::Column::DeletedAt.is_null()),
+            View::Owned => live.filter(files::Column::OwnerId.eq(caller)),
+            View::Shared => live
+                .filter(files::Column::Status.eq(FileStatus::Available))
+                .filter(files::Column::Id.in_subquery(shared_with_caller())),
+            View::Shortcuts => live
+                .filter(
+                    files::Column::Id.in_subquery(
+                        Query::select()
+                            .column(shortcuts::Column::FileId)
+                            .from(shortcuts::Entity)
+                            .and_where(shortcuts::Column::UserId.eq(caller))
+                            .to_owned(),
+                    ),
+                )
+                // Only what the caller can still see.
+                .filter(
+                    Condition::any().add(files::Column::OwnerId.eq(caller)).add(
+                        Condition::all()
+                            .add(files::Column::Status.eq(FileStatus::Available))
+                            .add(files::Column::Id.in_subquery(shared_with_caller())),
+                    ),
+                ),
             View::Trash => files::Entity::find()
                 .filter(files::Column::OwnerId.eq(caller))
                 .filter(files::Column::DeletedAt.is_not_null()),
@@ -275,16 +271,80 @@ impl Files {
         let next_cursor = more
             .then(|| rows.last().map(|f| Cursor::after(query.sort, f).encode()))
             .flatten();
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .map(|file| FileView {
-                    file,
-                    role: Role::Owner,
-                })
-                .collect(),
-            next_cursor,
-        })
+        // Roles and shortcut ids of the page, two queries at most.
+        let ids: Vec<Uuid> = rows.iter().map(|f| f.id).collect();
+        let mut roles = std::collections::HashMap::new();
+        if rows.iter().any(|f| f.owner_id != caller) {
+            for s in shares::Entity::find()
+                .filter(shares::Column::UserId.eq(caller))
+                .filter(shares::Column::FileId.is_in(ids.clone()))
+                .all(&self.db)
+                .await?
+            {
+                roles.insert(s.file_id, Role::from(s.role));
+            }
+        }
+        let mut shortcut_ids = std::collections::HashMap::new();
+        if query.view == View::Shortcuts {
+            for s in shortcuts::Entity::find()
+                .filter(shortcuts::Column::UserId.eq(caller))
+                .filter(shortcuts::Column::FileId.is_in(ids))
+                .all(&self.db)
+                .await?
+            {
+                shortcut_ids.insert(s.file_id, s.id);
+            }
+        }
+        let items = rows
+            .into_iter()
+            .map(|file| {
+                let role = if file.owner_id == caller {
+                    Role::Owner
+                } else {
+                    roles.get(&file.id).copied().unwrap_or(Role::Viewer)
+                };
+                let shortcut_id = shortcut_ids.get(&file.id).copied();
+                let mut view = FileView::new(file, role);
+                view.shortcut_id = shortcut_id;
+                view
+            })
+            .collect();
+        Ok(Page { items, next_cursor })
+    }
+
+    /// A shortcut to a file the caller can see; one per file.
+    pub async fn add_shortcut(&self, caller: Uuid, file_id: Uuid) -> Result<FileView, FileError> {
+        let mut view = self.access(caller, file_id).await?;
+        view.require(Action::AddShortcut)?;
+        let shortcut = shortcuts::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(caller),
+            file_id: Set(file_id),
+            created_at: Set(now()),
+        };
+        match shortcut.insert(&self.db).await {
+            Ok(s) => {
+                view.shortcut_id = Some(s.id);
+                Ok(view)
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(FileError::ShortcutExists)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Removes one of the caller's shortcuts.
+    pub async fn remove_shortcut(&self, caller: Uuid, shortcut_id: Uuid) -> Result<(), FileError> {
+        let removed = shortcuts::Entity::delete_many()
+            .filter(shortcuts::Column::Id.eq(shortcut_id))
+            .filter(shortcuts::Column::UserId.eq(caller))
+            .exec(&self.db)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(FileError::ShortcutNotFound(shortcut_id));
+        }
+        Ok(())
     }
 
     /// Applies a metadata change, guarded by the file's version.
@@ -303,18 +363,14 @@ impl Files {
                 current: file.version,
             });
         }
-        let owner_only = patch.visibility.is_some() || patch.expires_at.is_some();
-        if owner_only && view.role != Role::Owner {
-            return Err(FileError::Forbidden {
-                needed: "owner",
-                action: "change visibility or expiry",
-            });
+        if patch.name.is_some() {
+            view.require(Action::Rename)?;
         }
-        if patch.name.is_some() && view.role == Role::Viewer {
-            return Err(FileError::Forbidden {
-                needed: "owner or an editor",
-                action: "rename it",
-            });
+        if patch.visibility.is_some() {
+            view.require(Action::ChangeVisibility)?;
+        }
+        if patch.expires_at.is_some() {
+            view.require(Action::SetExpiry)?;
         }
         if patch.visibility == Some(Visibility::Public) && file.status != FileStatus::Available {
             return Err(FileError::Pending);
@@ -397,10 +453,7 @@ impl Files {
                 ))
                 .await;
         }
-        Ok(FileView {
-            file: updated,
-            role: view.role,
-        })
+        Ok(FileView::new(updated, view.role))
     }
 
     /// Moves a file to the trash: it leaves every view but `trash`, and can
@@ -408,12 +461,7 @@ impl Files {
     #[tracing::instrument(skip(self), fields(file_id = %id))]
     pub async fn delete(&self, caller: Uuid, id: Uuid) -> Result<(), FileError> {
         let view = self.access(caller, id).await?;
-        if view.role != Role::Owner {
-            return Err(FileError::Forbidden {
-                needed: "owner",
-                action: "delete it",
-            });
-        }
+        view.require(Action::Delete)?;
         let at = now();
         let purge_at = at + self.trash_retention;
         let result = files::Entity::update_many()
@@ -493,10 +541,7 @@ impl Files {
                 json!({"name": restored.name}),
             ))
             .await;
-        Ok(FileView {
-            file: restored,
-            role: Role::Owner,
-        })
+        Ok(FileView::new(restored, Role::Owner))
     }
 
     /// A short-lived signed URL that downloads the file.
@@ -572,18 +617,7 @@ impl Files {
 
     /// The caller's view of a live file; `NotFound` for anyone who may not see it.
     async fn access(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
-        let file = files::Entity::find_by_id(id)
-            .filter(files::Column::DeletedAt.is_null())
-            .one(&self.db)
-            .await?
-            .ok_or(FileError::NotFound(id))?;
-        if file.owner_id == caller {
-            return Ok(FileView {
-                file,
-                role: Role::Owner,
-            });
-        }
-        Err(FileError::NotFound(id))
+        access(&self.db, caller, id).await
     }
 
     async fn load(&self, id: Uuid) -> Result<files::Model, FileError> {

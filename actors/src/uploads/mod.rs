@@ -244,10 +244,7 @@ impl Uploads {
         .await?;
         txn.commit().await?;
         Ok((
-            FileView {
-                file,
-                role: Role::Owner,
-            },
+            FileView::new(file, Role::Owner),
             SessionView {
                 session,
                 plan: Some(plan),
@@ -340,10 +337,7 @@ impl Uploads {
         for f in &changed {
             self.bus.publish(available_event(f)).await;
         }
-        Ok(FileView {
-            file,
-            role: Role::Owner,
-        })
+        Ok(FileView::new(file, Role::Owner))
     }
 
     /// Aborts the upload in the store and removes its pending file.

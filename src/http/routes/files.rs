@@ -43,12 +43,16 @@ pub struct FileBody {
     pub purge_at: Option<DateTime<Utc>>,
     /// Absolute URL of the public link while the file is public.
     pub public_url: Option<String>,
+    /// In the `shortcuts` view: the caller's shortcut to the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shortcut_id: Option<Uuid>,
 }
 
 impl FileBody {
     pub fn new(view: FileView, base: &PublicBase) -> Self {
         let f = view.file;
         Self {
+            shortcut_id: view.shortcut_id,
             public_url: f
                 .public_token
                 .as_ref()
@@ -81,7 +85,7 @@ impl FileBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `owned` (default) or `trash`.
+    /// `owned` (default), `shared`, `shortcuts` or `trash`.
     pub view: Option<String>,
     /// 1 to 1000, default 50.
     pub limit: Option<String>,

@@ -4,4 +4,5 @@ pub mod blobs;
 pub mod files;
 pub mod multipart;
 pub mod ops;
+pub mod shares;
 pub mod uploads;

@@ -1,0 +1,223 @@
+//! The sharing actor: shares, role changes and revocations, one message
+//! type each. A revocation also removes the sharee's shortcuts to the file,
+//! in the same transaction; each change publishes `file.shared` or
+//! `file.unshared` after its commit.
+
+use actix::prelude::*;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use serde_json::json;
+use stowage_entity::files::FileStatus;
+use stowage_entity::shares::{self, ShareRole};
+use stowage_entity::{shortcuts, users};
+use uuid::Uuid;
+
+use crate::domain::Email;
+use crate::events::{DomainEvent, EventBus};
+use crate::files::{Action, FileError, Role, access};
+use crate::metrics::ACTOR_RESTARTS_TOTAL;
+use crate::time::now;
+
+/// Share a file with the account behind `email`, or change its role.
+#[derive(Message)]
+#[rtype(result = "Result<ShareOutcome, FileError>")]
+pub struct Share {
+    pub caller: Uuid,
+    pub file_id: Uuid,
+    pub email: String,
+    pub role: ShareRole,
+}
+
+/// What a share did.
+#[derive(Debug, Clone)]
+pub struct ShareOutcome {
+    pub share: shares::Model,
+    pub user: users::Model,
+    /// A new share (201) rather than a changed or unchanged one (200).
+    pub created: bool,
+}
+
+/// End a share: by the file's owner, or by the sharee leaving.
+#[derive(Message)]
+#[rtype(result = "Result<(), FileError>")]
+pub struct Revoke {
+    pub caller: Uuid,
+    pub file_id: Uuid,
+    pub user_id: Uuid,
+}
+
+/// The shares of a file, for its owner.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<(shares::Model, users::Model)>, FileError>")]
+pub struct ListShares {
+    pub caller: Uuid,
+    pub file_id: Uuid,
+}
+
+pub struct SharingActor {
+    db: DatabaseConnection,
+    bus: EventBus,
+}
+
+impl SharingActor {
+    pub fn new(db: DatabaseConnection, bus: EventBus) -> Self {
+        Self { db, bus }
+    }
+}
+
+impl Actor for SharingActor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for SharingActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "sharing").increment(1);
+    }
+}
+
+impl Handler<Share> for SharingActor {
+    type Result = ResponseFuture<Result<ShareOutcome, FileError>>;
+
+    fn handle(&mut self, msg: Share, _: &mut Context<Self>) -> Self::Result {
+        let (db, bus) = (self.db.clone(), self.bus.clone());
+        Box::pin(async move {
+            let view = access(&db, msg.caller, msg.file_id).await?;
+            view.require(Action::ManageShares)?;
+            if view.file.status != FileStatus::Available {
+                return Err(FileError::Pending);
+            }
+            let user = users::Entity::find()
+                .filter(users::Column::EmailKey.eq(Email::key_of(&msg.email)))
+                .one(&db)
+                .await?
+                .ok_or_else(|| FileError::UserNotFound(msg.email.trim().to_owned()))?;
+            if user.id == view.file.owner_id {
+                return Err(FileError::ShareWithOwner);
+            }
+            let at = now();
+            let existing = shares::Entity::find_by_id((msg.file_id, user.id))
+                .one(&db)
+                .await?;
+            let previous = existing.as_ref().map(|s| s.role);
+            let (share, created) = match existing {
+                None => {
+                    let share = shares::ActiveModel {
+                        file_id: Set(msg.file_id),
+                        user_id: Set(user.id),
+                        role: Set(msg.role),
+                        created_at: Set(at),
+                        updated_at: Set(at),
+                    }
+                    .insert(&db)
+                    .await;
+                    match share {
+                        Ok(s) => (s, true),
+                        // Shared concurrently: take the row that won.
+                        Err(e)
+                            if matches!(
+                                e.sql_err(),
+                                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                            ) =>
+                        {
+                            (
+                                shares::Entity::find_by_id((msg.file_id, user.id))
+                                    .one(&db)
+                                    .await?
+                                    .ok_or(FileError::Conflict)?,
+                                false,
+                            )
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Some(s) if s.role == msg.role => (s, false),
+                Some(s) => {
+                    let mut active: shares::ActiveModel = s.into();
+                    active.role = Set(msg.role);
+                    active.updated_at = Set(at);
+                    (active.update(&db).await?, false)
+                }
+            };
+            if previous != Some(share.role) {
+                let role = Role::from(share.role).as_str();
+                bus.publish(DomainEvent::new(
+                    "file.shared",
+                    msg.file_id,
+                    view.file.owner_id,
+                    Some(msg.caller),
+                    json!({
+                        "user_id": user.id,
+                        "role": role,
+                        "previous_role": previous.map(|r| Role::from(r).as_str()),
+                    }),
+                ))
+                .await;
+            }
+            Ok(ShareOutcome {
+                share,
+                user,
+                created,
+            })
+        })
+    }
+}
+
+impl Handler<Revoke> for SharingActor {
+    type Result = ResponseFuture<Result<(), FileError>>;
+
+    fn handle(&mut self, msg: Revoke, _: &mut Context<Self>) -> Self::Result {
+        let (db, bus) = (self.db.clone(), self.bus.clone());
+        Box::pin(async move {
+            let view = access(&db, msg.caller, msg.file_id).await?;
+            let leaving = msg.user_id == msg.caller && view.role != Role::Owner;
+            if !leaving {
+                view.require(Action::ManageShares)?;
+            }
+            let txn = db.begin().await?;
+            let removed = shares::Entity::delete_by_id((msg.file_id, msg.user_id))
+                .exec(&txn)
+                .await?;
+            if removed.rows_affected == 0 {
+                return Err(FileError::ShareNotFound(msg.user_id));
+            }
+            shortcuts::Entity::delete_many()
+                .filter(shortcuts::Column::FileId.eq(msg.file_id))
+                .filter(shortcuts::Column::UserId.eq(msg.user_id))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            bus.publish(DomainEvent::new(
+                "file.unshared",
+                msg.file_id,
+                view.file.owner_id,
+                Some(msg.caller),
+                json!({"user_id": msg.user_id}),
+            ))
+            .await;
+            Ok(())
+        })
+    }
+}
+
+impl Handler<ListShares> for SharingActor {
+    type Result = ResponseFuture<Result<Vec<(shares::Model, users::Model)>, FileError>>;
+
+    fn handle(&mut self, msg: ListShares, _: &mut Context<Self>) -> Self::Result {
+        let db = self.db.clone();
+        Box::pin(async move {
+            let view = access(&db, msg.caller, msg.file_id).await?;
+            view.require(Action::ManageShares)?;
+            let rows = shares::Entity::find()
+                .filter(shares::Column::FileId.eq(msg.file_id))
+                .find_also_related(users::Entity)
+                .all(&db)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(share, user)| Some((share, user?)))
+                .collect())
+        })
+    }
+}

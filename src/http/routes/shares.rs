@@ -1,0 +1,191 @@
+//! `/api/v1/files/{id}/shares…` (through the sharing actor) and `/api/v1/shortcuts…`.
+
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use stowage_actors::domain::ValidationError;
+use stowage_actors::files::{FileError, Files};
+use stowage_actors::sharing::{ListShares, Revoke, Share, SharingActor};
+use stowage_entity::shares::{self, ShareRole};
+use stowage_entity::users;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::files::FileBody;
+use crate::http::PublicBase;
+use crate::http::auth::Authenticated;
+use crate::http::error::{ApiError, Problem};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    /// The email of the account to share with.
+    pub email: String,
+    /// `viewer` or `editor`.
+    pub role: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareBody {
+    pub user_id: Uuid,
+    pub email: String,
+    #[schema(example = "viewer")]
+    pub role: &'static str,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ShareBody {
+    fn new(share: &shares::Model, user: &users::Model) -> Self {
+        Self {
+            user_id: user.id,
+            email: user.email.clone(),
+            role: match share.role {
+                ShareRole::Viewer => "viewer",
+                ShareRole::Editor => "editor",
+            },
+            created_at: share.created_at,
+        }
+    }
+}
+
+async fn ask<M>(actor: &Addr<SharingActor>, msg: M) -> Result<M::Result, ApiError>
+where
+    M: actix::Message + Send + 'static,
+    M::Result: Send,
+    SharingActor: actix::Handler<M>,
+{
+    actor
+        .send(msg)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("the sharing actor did not answer: {e}")))
+}
+
+/// Share with a user (201), or change their role (200).
+#[utoipa::path(post, path = "/api/v1/files/{id}/shares", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = ShareRequest,
+    responses((status = 201, body = ShareBody), (status = 200, body = ShareBody, description = "already shared: role set"),
+        (status = 403, body = Problem), (status = 404, body = Problem, description = "`file_not_found` or `user_not_found`")))]
+pub async fn share(
+    caller: Authenticated,
+    sharing: web::Data<Addr<SharingActor>>,
+    id: web::Path<Uuid>,
+    body: web::Json<ShareRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ShareRequest { email, role } = body.into_inner();
+    let role = match role.as_str() {
+        "viewer" => ShareRole::Viewer,
+        "editor" => ShareRole::Editor,
+        _ => return Err(ValidationError::new("role", "must be `viewer` or `editor`").into()),
+    };
+    let outcome = ask(
+        &sharing,
+        Share {
+            caller: caller.0.user_id,
+            file_id: *id,
+            email,
+            role,
+        },
+    )
+    .await??;
+    let body = ShareBody::new(&outcome.share, &outcome.user);
+    Ok(if outcome.created {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShareList {
+    pub items: Vec<ShareBody>,
+}
+
+/// Who the file is shared with (owner only).
+#[utoipa::path(get, path = "/api/v1/files/{id}/shares", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = ShareList), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn list(
+    caller: Authenticated,
+    sharing: web::Data<Addr<SharingActor>>,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ShareList>, ApiError> {
+    let rows = ask(
+        &sharing,
+        ListShares {
+            caller: caller.0.user_id,
+            file_id: *id,
+        },
+    )
+    .await??;
+    Ok(web::Json(ShareList {
+        items: rows.iter().map(|(s, u)| ShareBody::new(s, u)).collect(),
+    }))
+}
+
+/// End a share: the owner revoking, or the sharee leaving. Their shortcuts to the file go too.
+#[utoipa::path(delete, path = "/api/v1/files/{id}/shares/{user_id}", tag = "sharing", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("user_id" = Uuid, Path)),
+    responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke(
+    caller: Authenticated,
+    sharing: web::Data<Addr<SharingActor>>,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    let (file_id, user_id) = path.into_inner();
+    ask(
+        &sharing,
+        Revoke {
+            caller: caller.0.user_id,
+            file_id,
+            user_id,
+        },
+    )
+    .await??;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShortcutRequest {
+    pub file_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ShortcutBody {
+    pub shortcut_id: Uuid,
+    pub file: FileBody,
+}
+
+/// A shortcut to a file you own or that is shared with you.
+#[utoipa::path(post, path = "/api/v1/shortcuts", tag = "sharing", security(("bearer" = [])),
+    request_body = ShortcutRequest,
+    responses((status = 201, body = ShortcutBody), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`shortcut_exists`")))]
+pub async fn add_shortcut(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    base: web::Data<PublicBase>,
+    body: web::Json<ShortcutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let view = files.add_shortcut(caller.0.user_id, body.file_id).await?;
+    let shortcut_id = view
+        .shortcut_id
+        .ok_or_else(|| ApiError::from(FileError::Conflict))?;
+    let mut file = FileBody::new(view, &base);
+    file.shortcut_id = None;
+    Ok(HttpResponse::Created().json(ShortcutBody { shortcut_id, file }))
+}
+
+/// Remove one of your shortcuts.
+#[utoipa::path(delete, path = "/api/v1/shortcuts/{shortcut_id}", tag = "sharing", security(("bearer" = [])),
+    params(("shortcut_id" = Uuid, Path)),
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn remove_shortcut(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    files.remove_shortcut(caller.0.user_id, *id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
