@@ -16,6 +16,7 @@ use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
 use stowage_actors::events::EventBus;
 use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
+use stowage_actors::janitor::{Janitor, JanitorActor};
 use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage};
@@ -122,6 +123,17 @@ impl Application {
             settings.rate_limit_api,
         ));
         spawn_limit_pruner(&limits);
+        {
+            let janitor = Janitor {
+                db: conn.clone(),
+                storage: storage.clone(),
+                bus: bus.clone(),
+                trash_retention: settings.trash_retention,
+                reconcile_after: settings.janitor_interval,
+            };
+            let interval = settings.janitor_interval;
+            Supervisor::start(move |_| JanitorActor::new(janitor, interval));
+        }
         let sharing = {
             let (db, bus) = (conn.clone(), bus.clone());
             web::Data::new(Supervisor::start(move |_| SharingActor::new(db, bus)))

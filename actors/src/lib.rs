@@ -8,6 +8,7 @@ pub mod domain;
 pub mod events;
 pub mod files;
 pub mod ingest;
+pub mod janitor;
 pub mod metrics;
 pub mod sharing;
 pub mod storage;

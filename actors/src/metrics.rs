@@ -2,7 +2,7 @@
 //! start-up. Labels come only from small closed sets (a route pattern, a
 //! kind, a result), never from user input or error text.
 
-use metrics::{Unit, describe_counter, describe_histogram};
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 
 pub const HTTP_REQUESTS_TOTAL: &str = "stowage_http_requests_total";
 pub const HTTP_REQUEST_DURATION_SECONDS: &str = "stowage_http_request_duration_seconds";
@@ -11,6 +11,9 @@ pub const RATE_LIMITED_TOTAL: &str = "stowage_rate_limited_total";
 pub const INGEST_EVENTS_TOTAL: &str = "stowage_ingest_events_total";
 pub const INGEST_LAG_SECONDS: &str = "stowage_ingest_lag_seconds";
 pub const ACTOR_RESTARTS_TOTAL: &str = "stowage_actor_restarts_total";
+pub const JANITOR_SWEEPS_TOTAL: &str = "stowage_janitor_sweeps_total";
+pub const JANITOR_ITEMS_TOTAL: &str = "stowage_janitor_items_total";
+pub const JANITOR_BACKLOG: &str = "stowage_janitor_backlog";
 pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
 pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
 
@@ -50,6 +53,21 @@ pub fn describe() {
         ACTOR_RESTARTS_TOTAL,
         Unit::Count,
         "Restarts of supervised actors, by actor"
+    );
+    describe_counter!(
+        JANITOR_SWEEPS_TOTAL,
+        Unit::Count,
+        "Janitor sweeps run, by sweep (expire, purge, reconcile, stale_uploads)"
+    );
+    describe_counter!(
+        JANITOR_ITEMS_TOTAL,
+        Unit::Count,
+        "Items the janitor handled, by sweep and result"
+    );
+    describe_gauge!(
+        JANITOR_BACKLOG,
+        Unit::Count,
+        "Items due for a sweep when it last started, by sweep"
     );
     describe_counter!(
         STORAGE_REQUESTS_TOTAL,

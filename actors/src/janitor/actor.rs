@@ -1,0 +1,63 @@
+//! The janitor's supervised actor: a timer with jitter, one sweep at a time.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::Janitor;
+use crate::metrics::ACTOR_RESTARTS_TOTAL;
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Tick;
+
+pub struct JanitorActor {
+    janitor: Janitor,
+    interval: Duration,
+}
+
+impl JanitorActor {
+    pub fn new(janitor: Janitor, interval: Duration) -> Self {
+        Self { janitor, interval }
+    }
+
+    /// The interval ±10 %, so instances started together drift apart.
+    fn next_delay(&self) -> Duration {
+        let jitter = rand::random_range(0.9..1.1);
+        self.interval.mul_f64(jitter)
+    }
+}
+
+impl Actor for JanitorActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let delay = self.next_delay();
+        ctx.notify_later(Tick, delay);
+    }
+}
+
+impl Supervised for JanitorActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "janitor").increment(1);
+    }
+}
+
+impl Handler<Tick> for JanitorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
+        let janitor = self.janitor.clone();
+        // `wait`: no tick is handled while a sweep runs.
+        async move { janitor.sweep().await }
+            .into_actor(self)
+            .map(|result, act, ctx| {
+                if let Err(e) = result {
+                    tracing::error!(error = ?e, "janitor sweep failed");
+                }
+                let delay = act.next_delay();
+                ctx.notify_later(Tick, delay);
+            })
+            .wait(ctx);
+    }
+}

@@ -1,0 +1,305 @@
+//! The janitor: what nobody asks for but everybody needs.
+//!
+//! Every `STOWAGE_JANITOR_INTERVAL` (with jitter) it runs its sweeps, each in
+//! bounded batches claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
+//! instances that share a database never do the same work twice:
+//!
+//! 1. `purge`: trashed files past retention: objects deleted from the store
+//!    in batches, then the rows; a storage failure leaves the row for the
+//!    next sweep. Publishes `file.purged`.
+//! 2. `expire`: files past `expires_at` go to the trash (then follow rule 1).
+//! 3. `reconcile`: pending direct uploads whose object is in the store and
+//!    matches become available (stores drop events under load).
+//! 4. `stale_uploads`: sessions idle past `STOWAGE_UPLOAD_EXPIRY`: the store's
+//!    multipart upload is aborted, the session marked expired, the pending
+//!    file removed. Publishes `upload.expired`.
+
+mod actor;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType};
+use sea_orm::{
+    ColumnTrait, DatabaseConnection, DbBackend, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select, TransactionTrait,
+};
+use serde_json::json;
+use stowage_entity::files::{self, FileStatus};
+use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
+
+pub use actor::JanitorActor;
+
+use crate::events::{DomainEvent, EventBus};
+use crate::files::{available_event, mark_available, verify_object};
+use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL};
+use crate::storage::Storage;
+use crate::time::now;
+
+/// Rows one batch takes.
+pub const BATCH: u64 = 1000;
+/// Objects checked per reconcile sweep (each is a HEAD).
+const RECONCILE_BATCH: u64 = 100;
+
+#[derive(Clone)]
+pub struct Janitor {
+    pub db: DatabaseConnection,
+    pub storage: Arc<Storage>,
+    pub bus: EventBus,
+    pub trash_retention: Duration,
+    /// A pending direct upload is reconciled once it is this old.
+    pub reconcile_after: Duration,
+}
+
+fn count(sweep: &'static str, result: &'static str, n: u64) {
+    if n > 0 {
+        metrics::counter!(JANITOR_ITEMS_TOTAL, "sweep" => sweep, "result" => result).increment(n);
+    }
+}
+
+impl Janitor {
+    /// All sweeps, once.
+    pub async fn sweep(&self) -> anyhow::Result<()> {
+        for (name, result) in [
+            ("expire", self.expire().await),
+            ("purge", self.purge().await),
+            ("reconcile", self.reconcile().await),
+            ("stale_uploads", self.stale_uploads().await),
+        ] {
+            metrics::counter!(JANITOR_SWEEPS_TOTAL, "sweep" => name).increment(1);
+            if let Err(e) = result {
+                tracing::error!(sweep = name, error = ?e, "janitor sweep failed; it runs again next time");
+                count(name, "error", 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Claims rows: locked for this transaction, skipped by the others.
+    fn claim<E: EntityTrait>(&self, select: Select<E>) -> Select<E> {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => {
+                select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            }
+            // SQLite has one writer: the transaction is the claim.
+            _ => select,
+        }
+    }
+
+    async fn backlog(
+        &self,
+        sweep: &'static str,
+        select: Select<files::Entity>,
+    ) -> Result<(), sea_orm::DbErr> {
+        let n = select.count(&self.db).await?;
+        metrics::gauge!(JANITOR_BACKLOG, "sweep" => sweep).set(n as f64);
+        Ok(())
+    }
+
+    /// Rule 2: files past their expiry move to the trash.
+    pub async fn expire(&self) -> anyhow::Result<u64> {
+        let due = || {
+            files::Entity::find()
+                .filter(files::Column::DeletedAt.is_null())
+                .filter(files::Column::ExpiresAt.lte(now()))
+        };
+        self.backlog("expire", due()).await?;
+        let mut total = 0;
+        loop {
+            let txn = self.db.begin().await?;
+            let batch = self.claim(due().limit(BATCH)).all(&txn).await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            let at = now();
+            let purge_at = at + self.trash_retention;
+            let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
+            files::Entity::update_many()
+                .col_expr(files::Column::DeletedAt, Expr::value(at))
+                .col_expr(files::Column::PurgeAt, Expr::value(purge_at))
+                .col_expr(
+                    files::Column::Version,
+                    Expr::col(files::Column::Version).add(1),
+                )
+                .col_expr(files::Column::UpdatedAt, Expr::value(at))
+                .filter(files::Column::Id.is_in(ids))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            for f in &batch {
+                self.bus
+                    .publish(DomainEvent::new(
+                        "file.deleted",
+                        f.id,
+                        f.owner_id,
+                        None,
+                        json!({"name": f.name, "purge_at": purge_at, "reason": "expired"}),
+                    ))
+                    .await;
+            }
+            count("expire", "trashed", batch.len() as u64);
+            total += batch.len() as u64;
+        }
+    }
+
+    /// Rule 1: trashed files past retention leave the store, then the database.
+    pub async fn purge(&self) -> anyhow::Result<u64> {
+        let due = || {
+            files::Entity::find()
+                .filter(files::Column::DeletedAt.is_not_null())
+                .filter(files::Column::PurgeAt.lte(now()))
+        };
+        self.backlog("purge", due()).await?;
+        let mut total = 0;
+        loop {
+            let txn = self.db.begin().await?;
+            let batch = self
+                .claim(due().order_by_asc(files::Column::PurgeAt).limit(BATCH))
+                .all(&txn)
+                .await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            // Unfinished multipart uploads of these files go first.
+            let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
+            let sessions = upload_sessions::Entity::find()
+                .filter(upload_sessions::Column::FileId.is_in(ids))
+                .filter(upload_sessions::Column::State.eq(UploadState::Active))
+                .filter(upload_sessions::Column::Kind.eq(UploadKind::Multipart))
+                .all(&txn)
+                .await?;
+            for s in &sessions {
+                if let (Some(upload), Some(f)) =
+                    (&s.s3_upload_id, batch.iter().find(|f| f.id == s.file_id))
+                {
+                    self.storage.abort_multipart(&f.object_key, upload).await?;
+                }
+            }
+            let keys: Vec<String> = batch.iter().map(|f| f.object_key.clone()).collect();
+            let report = self.storage.delete_many(&keys).await?;
+            let purged: Vec<_> = batch
+                .iter()
+                .filter(|f| !report.failed.contains(&f.object_key))
+                .collect();
+            files::Entity::delete_many()
+                .filter(files::Column::Id.is_in(purged.iter().map(|f| f.id)))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            for f in &purged {
+                self.bus
+                    .publish(DomainEvent::new(
+                        "file.purged",
+                        f.id,
+                        f.owner_id,
+                        None,
+                        json!({"name": f.name}),
+                    ))
+                    .await;
+            }
+            count("purge", "purged", purged.len() as u64);
+            count("purge", "failed", report.failed.len() as u64);
+            total += purged.len() as u64;
+            if !report.failed.is_empty() {
+                // The store is refusing: try again next sweep, not in a loop now.
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Rule 4a: pending direct uploads whose object arrived without an event.
+    pub async fn reconcile(&self) -> anyhow::Result<u64> {
+        let cutoff = now() - self.reconcile_after;
+        let candidates = files::Entity::find()
+            .filter(files::Column::Status.eq(FileStatus::Pending))
+            .filter(files::Column::DeletedAt.is_null())
+            .filter(files::Column::CreatedAt.lte(cutoff))
+            .filter(
+                files::Column::Id.in_subquery(
+                    sea_orm::sea_query::Query::select()
+                        .column(upload_sessions::Column::FileId)
+                        .from(upload_sessions::Entity)
+                        .and_where(upload_sessions::Column::Kind.eq(UploadKind::Direct))
+                        .and_where(upload_sessions::Column::State.eq(UploadState::Active))
+                        .to_owned(),
+                ),
+            )
+            .order_by_asc(files::Column::CreatedAt)
+            .limit(RECONCILE_BATCH)
+            .all(&self.db)
+            .await?;
+        let mut ready = Vec::new();
+        for f in &candidates {
+            let Some(meta) = self.storage.head(&f.object_key).await? else {
+                continue;
+            };
+            match verify_object(&self.storage, f, &meta).await {
+                Ok(digest) => ready.push((f.id, digest)),
+                Err(e) => {
+                    tracing::debug!(file_id = %f.id, error = %e, "reconcile: object does not match yet")
+                }
+            }
+        }
+        let changed = mark_available(&self.db, &ready).await?;
+        for f in &changed {
+            self.bus.publish(available_event(f)).await;
+        }
+        count("reconcile", "confirmed", changed.len() as u64);
+        Ok(changed.len() as u64)
+    }
+
+    /// Rule 3: sessions idle past their expiry.
+    pub async fn stale_uploads(&self) -> anyhow::Result<u64> {
+        let due = || {
+            upload_sessions::Entity::find()
+                .filter(upload_sessions::Column::State.eq(UploadState::Active))
+                .filter(upload_sessions::Column::ExpiresAt.lte(now()))
+        };
+        let backlog = due().count(&self.db).await?;
+        metrics::gauge!(JANITOR_BACKLOG, "sweep" => "stale_uploads").set(backlog as f64);
+        let mut total = 0;
+        loop {
+            let txn = self.db.begin().await?;
+            let batch = self.claim(due().limit(BATCH)).all(&txn).await?;
+            if batch.is_empty() {
+                return Ok(total);
+            }
+            for s in &batch {
+                let file = files::Entity::find_by_id(s.file_id).one(&txn).await?;
+                if let (Some(f), Some(upload)) = (&file, &s.s3_upload_id) {
+                    self.storage.abort_multipart(&f.object_key, upload).await?;
+                }
+            }
+            let ids: Vec<_> = batch.iter().map(|s| s.id).collect();
+            upload_sessions::Entity::update_many()
+                .col_expr(
+                    upload_sessions::Column::State,
+                    Expr::value(UploadState::Expired),
+                )
+                .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(now()))
+                .filter(upload_sessions::Column::Id.is_in(ids))
+                .exec(&txn)
+                .await?;
+            // Their pending files go: an unfinished upload leaves nothing behind.
+            files::Entity::delete_many()
+                .filter(files::Column::Id.is_in(batch.iter().map(|s| s.file_id)))
+                .filter(files::Column::Status.eq(FileStatus::Pending))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            for s in &batch {
+                self.bus
+                    .publish(DomainEvent::new(
+                        "upload.expired",
+                        s.file_id,
+                        s.owner_id,
+                        None,
+                        json!({"upload_id": s.id, "kind": s.kind.as_str()}),
+                    ))
+                    .await;
+            }
+            count("stale_uploads", "expired", batch.len() as u64);
+            total += batch.len() as u64;
+        }
+    }
+}

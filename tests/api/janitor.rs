@@ -1,0 +1,254 @@
+//! The janitor, with durations short enough to watch.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Stack, TestApp, assert_problem, random_bytes, spawn_app_with};
+
+crate::on_both_stacks!(
+    the_trash_is_purged_from_the_store_after_retention,
+    expired_files_move_to_the_trash,
+    abandoned_uploads_leave_nothing_behind,
+    a_direct_upload_whose_event_was_lost_is_reconciled,
+);
+
+async fn eventually<F: AsyncFn() -> bool>(what: &str, secs: u64, check: F) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not after {secs} s");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn fast(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+    let mut options = vec![("--janitor-interval", "500ms")];
+    options.extend_from_slice(extra);
+    options
+}
+
+async fn the_trash_is_purged_from_the_store_after_retention(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[("--trash-retention", "2s")])).await;
+    let user = app.new_user().await;
+    let file = app.upload_file(&user, "old.bin", &random_bytes(2000)).await;
+    let id = file["id"].as_str().unwrap();
+    let link: Value = app
+        .get_authed(
+            &format!("/api/v1/files/{id}/download-url"),
+            &user.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/files/{id}")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let trash = async || {
+        let page: Value = app
+            .get_authed("/api/v1/files?view=trash", &user.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().len()
+    };
+    assert_eq!(trash().await, 1, "restorable for now");
+    eventually("purged from the trash", 20, async || trash().await == 0).await;
+    // The object is gone from the store: the signed URL finds nothing.
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+    let res = app
+        .post_authed(
+            &format!("/api/v1/files/{id}/restore"),
+            &user.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_problem(res, 404, "file_not_found").await;
+    assert!(
+        app.metric(r#"stowage_janitor_items_total{sweep="purge",result="purged"}"#)
+            .await
+            >= 1.0
+    );
+    assert!(
+        app.metric(r#"stowage_janitor_sweeps_total{sweep="purge"}"#)
+            .await
+            >= 1.0
+    );
+}
+
+async fn expired_files_move_to_the_trash(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[])).await;
+    let user = app.new_user().await;
+    let file = app.upload_file(&user, "temp.txt", b"short-lived").await;
+    let id = file["id"].as_str().unwrap();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let res = app
+        .patch_file(&user.access_token, id, &json!({"expires_at": soon}), None)
+        .await;
+    assert_eq!(res.status(), 200);
+    eventually("moved to the trash", 20, async || {
+        app.get_file(&user.access_token, id).await.status() == 404
+    })
+    .await;
+    let page: Value = app
+        .get_authed("/api/v1/files?view=trash", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], id);
+}
+
+/// Multipart uploads the store still holds for this key prefix (S3 only).
+async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
+    use s3::creds::Credentials;
+    use s3::{Bucket, Region};
+    let region = Region::Custom {
+        region: "us-east-1".into(),
+        endpoint: std::env::var("STOWAGE_TEST_S3_ENDPOINT").unwrap(),
+    };
+    let creds = Credentials::new(
+        Some(&std::env::var("STOWAGE_TEST_S3_ACCESS_KEY").unwrap()),
+        Some(&std::env::var("STOWAGE_TEST_S3_SECRET_KEY").unwrap()),
+        None,
+        None,
+        None,
+    )
+    .unwrap();
+    let bucket = Bucket::new(&app.bucket, region, creds)
+        .unwrap()
+        .with_path_style();
+    // ListMultipartUploads, signed by rust-s3 (whose own parser wants a
+    // StorageClass that SeaweedFS leaves out).
+    let queries = std::collections::HashMap::from([
+        ("uploads".to_owned(), String::new()),
+        ("prefix".to_owned(), prefix.to_owned()),
+    ]);
+    let url = bucket.presign_get("/", 60, Some(queries)).await.unwrap();
+    let xml = app
+        .client
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xml.contains("ListMultipartUploadsResult"), "{xml}");
+    xml.matches("<Upload>").count()
+}
+
+async fn abandoned_uploads_leave_nothing_behind(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[("--upload-expiry", "2s")])).await;
+    let user = app.new_user().await;
+    let created: Value = app
+        .post_authed(
+            "/api/v1/uploads/multipart",
+            &user.access_token,
+            &json!({"name": "abandoned.bin", "size": 6 << 20}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload = created["upload_id"].as_str().unwrap().to_owned();
+    let file_id = created["file"]["id"].as_str().unwrap().to_owned();
+    let ticket: Value = app
+        .get_authed(
+            &format!("/api/v1/uploads/multipart/{upload}/parts/1"),
+            &user.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let res = app
+        .client
+        .put(ticket["url"].as_str().unwrap())
+        .body(random_bytes(5 << 20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let prefix = format!("users/{}/files/{file_id}", user.id);
+    if stack == Stack::Services {
+        assert_eq!(s3_multipart_uploads(&app, &prefix).await, 1);
+    }
+    let direct = app
+        .create_upload(
+            &user.access_token,
+            &json!({"name": "never-sent.bin", "size": 10, "expires_in_seconds": 1}),
+        )
+        .await;
+    let direct_id = direct["file"]["id"].as_str().unwrap().to_owned();
+
+    eventually("the multipart session expired", 20, async || {
+        app.get_file(&user.access_token, &file_id).await.status() == 404
+    })
+    .await;
+    eventually("the direct upload expired", 20, async || {
+        app.get_file(&user.access_token, &direct_id).await.status() == 404
+    })
+    .await;
+    let res = app
+        .get_authed(
+            &format!("/api/v1/uploads/multipart/{upload}/parts"),
+            &user.access_token,
+        )
+        .await;
+    assert!(
+        matches!(res.status().as_u16(), 404 | 410),
+        "{}",
+        res.status()
+    );
+    let sessions: Value = app
+        .get_authed("/api/v1/uploads", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(sessions["items"], json!([]));
+    if stack == Stack::Services {
+        assert_eq!(
+            s3_multipart_uploads(&app, &prefix).await,
+            0,
+            "the S3 multipart upload was aborted"
+        );
+    }
+    // Both names are free again.
+    app.create_upload(
+        &user.access_token,
+        &json!({"name": "abandoned.bin", "size": 1}),
+    )
+    .await;
+    app.create_upload(
+        &user.access_token,
+        &json!({"name": "never-sent.bin", "size": 1}),
+    )
+    .await;
+}
+
+async fn a_direct_upload_whose_event_was_lost_is_reconciled(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[])).await;
+    let user = app.new_user().await;
+    let bytes = random_bytes(4321);
+    let created = app
+        .create_upload(
+            &user.access_token,
+            &json!({"name": "quiet.bin", "size": bytes.len()}),
+        )
+        .await;
+    let res = app.put_to_ticket(&created["upload"], bytes).await;
+    assert_eq!(res.status(), 200);
+    // No event is published on the services stack: only the janitor can notice.
+    let id = created["file"]["id"].as_str().unwrap();
+    let file = app.wait_available(&user.access_token, id, 20).await;
+    assert_eq!(file["version"], 2);
+}
