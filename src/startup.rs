@@ -130,6 +130,9 @@ impl Application {
                 bus: bus.clone(),
                 trash_retention: settings.trash_retention,
                 reconcile_after: settings.janitor_interval,
+                // Nothing younger than an upload session's lifetime.
+                orphan_grace: settings.upload_expiry,
+                orphan_cursor: Default::default(),
             };
             let interval = settings.janitor_interval;
             Supervisor::start(move |_| JanitorActor::new(janitor, interval));

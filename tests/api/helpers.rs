@@ -98,7 +98,7 @@ pub struct TestApp {
     pub bus: EventBus,
     /// The bucket object events name.
     pub bucket: String,
-    data_dir: PathBuf,
+    pub data_dir: PathBuf,
 }
 
 impl Drop for TestApp {
@@ -116,6 +116,47 @@ pub async fn spawn_app(stack: Stack) -> TestApp {
 /// The application with extra command-line options, e.g.
 /// `&[("--rate-limit-auth", "3/min")]`.
 pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
+    let shared = Shared::new(stack).await;
+    start(stack, options, &shared).await
+}
+
+/// `count` instances sharing one PostgreSQL database, bucket and NATS
+/// ingest subject, as several instances behind a load balancer would.
+pub async fn spawn_cluster(count: usize, options: &[(&str, &str)]) -> Vec<TestApp> {
+    let shared = Shared::new(Stack::Services).await;
+    let mut apps = Vec::with_capacity(count);
+    for _ in 0..count {
+        apps.push(start(Stack::Services, options, &shared).await);
+    }
+    apps
+}
+
+/// What the instances of one test share.
+struct Shared {
+    database_url: Option<String>,
+    bucket: String,
+    ingest_subject: String,
+}
+
+impl Shared {
+    async fn new(stack: Stack) -> Self {
+        let run = Uuid::new_v4().simple().to_string();
+        match stack {
+            Stack::Embedded => Self {
+                database_url: None,
+                bucket: "stowage".into(),
+                ingest_subject: "stowage.ingest".into(),
+            },
+            Stack::Services => Self {
+                database_url: Some(fresh_postgres_database().await),
+                bucket: format!("stowage-t-{}", &run[..20]),
+                ingest_subject: format!("stowage.t{run}.ingest"),
+            },
+        }
+    }
+}
+
+async fn start(stack: Stack, options: &[(&str, &str)], shared: &Shared) -> TestApp {
     if std::env::var_os("TEST_LOG").is_some() {
         stowage::telemetry::init_tracing("debug", stowage::config::LogFormat::Text);
     }
@@ -132,12 +173,9 @@ pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
     push("--workers", "1");
     push("--rate-limit-auth", "100000/min");
     push("--rate-limit-api", "100000/min");
-    let run = Uuid::new_v4().simple().to_string();
-    let ingest_subject = format!("stowage.t{run}.ingest");
-    let mut bucket = "stowage".to_owned();
-    if stack == Stack::Services {
-        bucket = format!("stowage-t-{}", &run[..20]);
-        push("--database-url", &fresh_postgres_database().await);
+    let bucket = shared.bucket.clone();
+    if let Some(database_url) = &shared.database_url {
+        push("--database-url", database_url);
         push("--s3-endpoint", &env("STOWAGE_TEST_S3_ENDPOINT"));
         push("--s3-bucket", &bucket);
         push("--aws-access-key-id", &env("STOWAGE_TEST_S3_ACCESS_KEY"));
@@ -146,7 +184,7 @@ pub async fn spawn_app_with(stack: Stack, options: &[(&str, &str)]) -> TestApp {
             &env("STOWAGE_TEST_S3_SECRET_KEY"),
         );
         push("--nats-url", &env("STOWAGE_TEST_NATS_URL"));
-        push("--nats-ingest-subject", &ingest_subject);
+        push("--nats-ingest-subject", &shared.ingest_subject);
     }
     for (k, v) in options {
         push(k, v);

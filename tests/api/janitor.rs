@@ -11,6 +11,7 @@ crate::on_both_stacks!(
     expired_files_move_to_the_trash,
     abandoned_uploads_leave_nothing_behind,
     a_direct_upload_whose_event_was_lost_is_reconciled,
+    objects_no_file_knows_are_removed_after_the_grace_period,
 );
 
 async fn eventually<F: AsyncFn() -> bool>(what: &str, secs: u64, check: F) {
@@ -106,8 +107,8 @@ async fn expired_files_move_to_the_trash(stack: Stack) {
     assert_eq!(page["items"][0]["id"], id);
 }
 
-/// Multipart uploads the store still holds for this key prefix (S3 only).
-async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
+/// The test's S3 bucket, reached directly (services stack only).
+fn s3_bucket(app: &TestApp) -> Box<s3::Bucket> {
     use s3::creds::Credentials;
     use s3::{Bucket, Region};
     let region = Region::Custom {
@@ -122,9 +123,14 @@ async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
         None,
     )
     .unwrap();
-    let bucket = Bucket::new(&app.bucket, region, creds)
+    Bucket::new(&app.bucket, region, creds)
         .unwrap()
-        .with_path_style();
+        .with_path_style()
+}
+
+/// Multipart uploads the store still holds for this key prefix (S3 only).
+async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
+    let bucket = s3_bucket(app);
     // ListMultipartUploads, signed by rust-s3 (whose own parser wants a
     // StorageClass that SeaweedFS leaves out).
     let queries = std::collections::HashMap::from([
@@ -251,4 +257,39 @@ async fn a_direct_upload_whose_event_was_lost_is_reconciled(stack: Stack) {
     let id = created["file"]["id"].as_str().unwrap();
     let file = app.wait_available(&user.access_token, id, 20).await;
     assert_eq!(file["version"], 2);
+}
+
+async fn objects_no_file_knows_are_removed_after_the_grace_period(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[("--upload-expiry", "1s")])).await;
+    let user = app.new_user().await;
+    let kept = app.upload_file(&user, "kept.bin", b"keep me").await;
+    let orphan = format!(
+        "users/{}/files/{}",
+        uuid::Uuid::now_v7(),
+        uuid::Uuid::now_v7()
+    );
+    let exists = async || match stack {
+        Stack::Embedded => app.data_dir.join("blobs/objects").join(&orphan).exists(),
+        Stack::Services => s3_bucket(&app).head_object(&orphan).await.is_ok(),
+    };
+    match stack {
+        Stack::Embedded => {
+            let path = app.data_dir.join("blobs/objects").join(&orphan);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"nobody's").unwrap();
+        }
+        Stack::Services => {
+            s3_bucket(&app)
+                .put_object(&orphan, b"nobody's")
+                .await
+                .unwrap();
+        }
+    }
+    assert!(exists().await);
+    eventually("the orphan was removed", 20, async || !exists().await).await;
+    assert_eq!(
+        app.download(&user.access_token, kept["id"].as_str().unwrap())
+            .await,
+        b"keep me"
+    );
 }

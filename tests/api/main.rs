@@ -8,6 +8,7 @@ mod auth;
 mod cross_cutting;
 mod files;
 mod ingest;
+mod instances;
 mod janitor;
 mod multipart;
 mod ops;

@@ -13,6 +13,9 @@
 //! 4. `stale_uploads`: sessions idle past `STOWAGE_UPLOAD_EXPIRY`: the store's
 //!    multipart upload is aborted, the session marked expired, the pending
 //!    file removed. Publishes `upload.expired`.
+//! 5. `orphans`: objects under `users/` that no file row knows and that are
+//!    older than the grace period are deleted, one listing page per sweep,
+//!    resuming where the last sweep stopped.
 
 mod actor;
 
@@ -30,6 +33,7 @@ use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 
 pub use actor::JanitorActor;
 
+use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus};
 use crate::files::{available_event, mark_available, verify_object};
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL};
@@ -49,6 +53,10 @@ pub struct Janitor {
     pub trash_retention: Duration,
     /// A pending direct upload is reconciled once it is this old.
     pub reconcile_after: Duration,
+    /// An object no row knows is deleted once it is this old.
+    pub orphan_grace: Duration,
+    /// Where the orphan sweep's listing resumes.
+    pub orphan_cursor: Arc<tokio::sync::Mutex<Option<String>>>,
 }
 
 fn count(sweep: &'static str, result: &'static str, n: u64) {
@@ -65,6 +73,7 @@ impl Janitor {
             ("purge", self.purge().await),
             ("reconcile", self.reconcile().await),
             ("stale_uploads", self.stale_uploads().await),
+            ("orphans", self.orphans().await),
         ] {
             metrics::counter!(JANITOR_SWEEPS_TOTAL, "sweep" => name).increment(1);
             if let Err(e) = result {
@@ -177,13 +186,14 @@ impl Janitor {
             }
             let keys: Vec<String> = batch.iter().map(|f| f.object_key.clone()).collect();
             let report = self.storage.delete_many(&keys).await?;
-            let purged: Vec<_> = batch
+            let gone = batch
                 .iter()
                 .filter(|f| !report.failed.contains(&f.object_key))
-                .collect();
-            files::Entity::delete_many()
-                .filter(files::Column::Id.is_in(purged.iter().map(|f| f.id)))
-                .exec(&txn)
+                .map(|f| f.id);
+            // Only the rows this transaction removed are announced.
+            let purged = files::Entity::delete_many()
+                .filter(files::Column::Id.is_in(gone))
+                .exec_with_returning(&txn)
                 .await?;
             txn.commit().await?;
             for f in &purged {
@@ -246,6 +256,53 @@ impl Janitor {
         }
         count("reconcile", "confirmed", changed.len() as u64);
         Ok(changed.len() as u64)
+    }
+
+    /// Rule 4b: objects that belong to no file.
+    pub async fn orphans(&self) -> anyhow::Result<u64> {
+        let mut cursor = self.orphan_cursor.lock().await;
+        let (objects, next) = self
+            .storage
+            .list_page(ObjectKey::PREFIX, cursor.take())
+            .await?;
+        *cursor = next;
+        drop(cursor);
+        let cutoff = now() - self.orphan_grace;
+        let ids: Vec<_> = objects
+            .iter()
+            .filter_map(|o| ObjectKey::parse(&o.key))
+            .map(|k| k.file_id())
+            .collect();
+        let known: std::collections::HashMap<_, _> = files::Entity::find()
+            .filter(files::Column::Id.is_in(ids))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|f| (f.id, f.object_key))
+            .collect();
+        let orphans: Vec<String> = objects
+            .into_iter()
+            .filter(|o| o.last_modified < cutoff)
+            .filter(|o| {
+                ObjectKey::parse(&o.key)
+                    .and_then(|k| known.get(&k.file_id()))
+                    .is_none_or(|key| key != &o.key)
+            })
+            .map(|o| o.key)
+            .collect();
+        if orphans.is_empty() {
+            return Ok(0);
+        }
+        let report = self.storage.delete_many(&orphans).await?;
+        let deleted = (orphans.len() - report.failed.len()) as u64;
+        tracing::info!(
+            deleted,
+            failed = report.failed.len(),
+            "janitor removed orphaned objects"
+        );
+        count("orphans", "deleted", deleted);
+        count("orphans", "failed", report.failed.len() as u64);
+        Ok(deleted)
     }
 
     /// Rule 3: sessions idle past their expiry.

@@ -17,7 +17,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::signing::{BlobMethod, Grant, UrlSigner};
-use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, StoredPart, expiry_secs};
+use super::{
+    DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, StoredPart, expiry_secs,
+};
 use crate::events::{EventBus, minio};
 
 /// Why a signed PUT stored nothing.
@@ -636,6 +638,57 @@ impl LocalStore {
             }
         }
         Ok(report)
+    }
+
+    /// Walks the object tree; fine for the sizes a local store holds.
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), StorageError> {
+        let root = self.objects.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            let mut found = Vec::new();
+            let mut stack = vec![root.clone()];
+            while let Some(dir) = stack.pop() {
+                let entries = match std::fs::read_dir(&dir) {
+                    Ok(e) => e,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let meta = entry.metadata()?;
+                    if meta.is_dir() {
+                        stack.push(entry.path());
+                        continue;
+                    }
+                    let Ok(rel) = entry
+                        .path()
+                        .strip_prefix(&root)
+                        .map(|p| p.to_string_lossy().into_owned())
+                    else {
+                        continue;
+                    };
+                    if rel.starts_with(&prefix) && token.as_deref().is_none_or(|t| rel.as_str() > t)
+                    {
+                        let modified: DateTime<Utc> = meta.modified()?.into();
+                        found.push(ListedObject {
+                            key: rel,
+                            last_modified: modified,
+                        });
+                    }
+                }
+            }
+            found.sort_by(|a, b| a.key.cmp(&b.key));
+            let next = (found.len() > 1000).then(|| found[999].key.clone());
+            found.truncate(1000);
+            Ok((found, next))
+        })
+        .await
+        .map_err(StorageError::unavailable)?
+        .map_err(StorageError::unavailable)
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {

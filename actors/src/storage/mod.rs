@@ -65,6 +65,13 @@ pub struct StoredPart {
     pub etag: String,
 }
 
+/// An object found by listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub key: String,
+    pub last_modified: DateTime<Utc>,
+}
+
 /// A batch delete's outcome: the keys that could not be deleted.
 #[derive(Debug, Default)]
 pub struct DeleteReport {
@@ -236,6 +243,22 @@ impl Storage {
             match self {
                 Storage::Local(s) => s.abort_multipart(upload_id).await,
                 Storage::S3(s) => s.abort_multipart(key, upload_id).await,
+            }
+        })
+        .await
+    }
+
+    /// One page (up to 1,000) of the objects under `prefix`, in key order,
+    /// after `token` (the previous page's `next`).
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), StorageError> {
+        timed("list", async {
+            match self {
+                Storage::Local(s) => s.list_page(prefix, token).await,
+                Storage::S3(s) => s.list_page(prefix, token).await,
             }
         })
         .await

@@ -13,7 +13,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::{DeleteReport, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
+use super::{DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
 
 /// DeleteObjects takes at most this many keys a request.
 const DELETE_BATCH: usize = 1000;
@@ -181,6 +181,36 @@ impl S3Store {
                 .extend(result.errors.into_iter().map(|e| e.key));
         }
         Ok(report)
+    }
+
+    pub async fn list_page(
+        &self,
+        prefix: &str,
+        token: Option<String>,
+    ) -> Result<(Vec<ListedObject>, Option<String>), StorageError> {
+        let (page, _) = self
+            .bucket
+            .list_page(prefix.to_owned(), None, token, None, Some(1000))
+            .await
+            .map_err(StorageError::unavailable)?;
+        let objects = page
+            .contents
+            .into_iter()
+            .filter_map(|o| {
+                let last_modified = DateTime::parse_from_rfc3339(&o.last_modified)
+                    .ok()?
+                    .with_timezone(&Utc);
+                Some(ListedObject {
+                    key: o.key,
+                    last_modified,
+                })
+            })
+            .collect();
+        let next = page
+            .is_truncated
+            .then_some(page.next_continuation_token)
+            .flatten();
+        Ok((objects, next))
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {
