@@ -14,6 +14,10 @@ pub const ACTOR_RESTARTS_TOTAL: &str = "stowage_actor_restarts_total";
 pub const JANITOR_SWEEPS_TOTAL: &str = "stowage_janitor_sweeps_total";
 pub const JANITOR_ITEMS_TOTAL: &str = "stowage_janitor_items_total";
 pub const JANITOR_BACKLOG: &str = "stowage_janitor_backlog";
+pub const UPLOAD_BYTES_TOTAL: &str = "stowage_upload_bytes_total";
+pub const UPLOADS_ACTIVE: &str = "stowage_uploads_active";
+pub const UPLOADS_COMPLETED_TOTAL: &str = "stowage_uploads_completed_total";
+pub const UPLOADS_FAILED_TOTAL: &str = "stowage_uploads_failed_total";
 pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
 pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
 
@@ -70,6 +74,26 @@ pub fn describe() {
         "Items due for a sweep when it last started, by sweep"
     );
     describe_counter!(
+        UPLOAD_BYTES_TOTAL,
+        Unit::Bytes,
+        "Bytes of finished uploads, by kind (direct, multipart, tus)"
+    );
+    describe_gauge!(
+        UPLOADS_ACTIVE,
+        Unit::Count,
+        "Unfinished upload sessions, by kind (as of the janitor's last sweep)"
+    );
+    describe_counter!(
+        UPLOADS_COMPLETED_TOTAL,
+        Unit::Count,
+        "Uploads that became available files, by kind"
+    );
+    describe_counter!(
+        UPLOADS_FAILED_TOTAL,
+        Unit::Count,
+        "Uploads that failed, by kind and reason"
+    );
+    describe_counter!(
         STORAGE_REQUESTS_TOTAL,
         Unit::Count,
         "Calls to the object store, by operation and result"
@@ -79,6 +103,18 @@ pub fn describe() {
         Unit::Seconds,
         "Duration of object-store calls, by operation"
     );
+}
+
+/// Counts a finished upload of `bytes` bytes.
+pub fn upload_completed(kind: &'static str, bytes: u64) {
+    metrics::counter!(UPLOADS_COMPLETED_TOTAL, "kind" => kind).increment(1);
+    metrics::counter!(UPLOAD_BYTES_TOTAL, "kind" => kind).increment(bytes);
+}
+
+/// Counts a failed upload. `reason` is one of a closed set:
+/// `expired`, `aborted`, `size_mismatch`, `checksum_mismatch`, `parts_mismatch`.
+pub fn upload_failed(kind: &'static str, reason: &'static str) {
+    metrics::counter!(UPLOADS_FAILED_TOTAL, "kind" => kind, "reason" => reason).increment(1);
 }
 
 /// Counts one authentication attempt.

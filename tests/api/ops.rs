@@ -8,6 +8,7 @@ crate::on_both_stacks!(
     health_and_readiness,
     metrics_are_labelled_by_route_pattern,
     openapi_describes_every_api_route,
+    upload_metrics_move_when_uploads_finish_or_fail,
 );
 
 async fn health_and_readiness(stack: Stack) {
@@ -98,4 +99,65 @@ async fn openapi_describes_every_api_route(stack: Stack) {
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
+}
+
+async fn upload_metrics_move_when_uploads_finish_or_fail(stack: Stack) {
+    let app = crate::helpers::spawn_app_with(stack, &[("--janitor-interval", "300ms")]).await;
+    let user = app.new_user().await;
+    let completed = r#"stowage_uploads_completed_total{kind="direct"}"#;
+    let bytes = r#"stowage_upload_bytes_total{kind="direct"}"#;
+    let aborted = r#"stowage_uploads_failed_total{kind="multipart",reason="aborted"}"#;
+    let (c0, b0, a0) = (
+        app.metric(completed).await,
+        app.metric(bytes).await,
+        app.metric(aborted).await,
+    );
+    app.upload_file(&user, "counted.bin", &[7u8; 1000]).await;
+    assert!(app.metric(completed).await >= c0 + 1.0);
+    assert!(app.metric(bytes).await >= b0 + 1000.0);
+
+    let created: Value = app
+        .post_authed(
+            "/api/v1/uploads/multipart",
+            &user.access_token,
+            &serde_json::json!({"name": "m", "size": 10}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let upload = created["upload_id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app
+        .metric(r#"stowage_uploads_active{kind="multipart"}"#)
+        .await
+        < 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the active gauge never counted the session"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/uploads/multipart/{upload}")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert!(app.metric(aborted).await >= a0 + 1.0);
+    let text = app.metrics_text().await;
+    for family in [
+        "stowage_uploads_active",
+        "stowage_upload_bytes_total",
+        "stowage_uploads_completed_total",
+        "stowage_uploads_failed_total",
+    ] {
+        assert!(
+            text.contains(&format!("# HELP {family}")),
+            "{family} is described"
+        );
+    }
 }

@@ -218,7 +218,7 @@ impl Files {
             .await?
             .ok_or(FileError::UploadIncomplete)?;
         let digest = verify_object(&self.storage, &file, &meta).await?;
-        for changed in mark_available(&self.db, &[(file.id, digest)]).await? {
+        for changed in mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await? {
             self.bus.publish(available_event(&changed)).await;
         }
         Ok(FileView::new(self.load(id).await?, Role::Owner))
@@ -677,6 +677,7 @@ pub(crate) async fn verify_object(
 /// back, so a race between ingest and confirm announces each file once.
 pub(crate) async fn mark_available(
     db: &DatabaseConnection,
+    kind: UploadKind,
     files_and_digests: &[(Uuid, Option<String>)],
 ) -> Result<Vec<files::Model>, FileError> {
     if files_and_digests.is_empty() {
@@ -733,6 +734,9 @@ pub(crate) async fn mark_available(
             .await?;
     }
     txn.commit().await?;
+    for f in &changed {
+        crate::metrics::upload_completed(kind.as_str(), u64::try_from(f.size).unwrap_or(0));
+    }
     Ok(changed)
 }
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use stowage_entity::files::{self, FileStatus};
+use stowage_entity::upload_sessions::UploadKind;
 use uuid::Uuid;
 
 pub use actor::{IngestActor, Stop};
@@ -128,7 +129,7 @@ impl Ingest {
             outcomes.push(outcome);
         }
 
-        let changed = mark_available(&self.db, &ready).await?;
+        let changed = mark_available(&self.db, UploadKind::Direct, &ready).await?;
         let committed = Utc::now();
         for event in events {
             if let Some(t) = event.event_time {
@@ -155,6 +156,7 @@ impl Ingest {
         };
         if event.size != Some(file.size as u64) {
             tracing::warn!(file_id = %file.id, expected = file.size, reported = ?event.size, "object size does not match its file");
+            crate::metrics::upload_failed("direct", "size_mismatch");
             return Ok(Outcome::SizeMismatch);
         }
         match verify_object(&self.storage, file, &meta).await {
@@ -164,6 +166,7 @@ impl Ingest {
             }
             Err(FileError::UploadMismatch(why)) => {
                 tracing::warn!(file_id = %file.id, why, "object does not match its file");
+                crate::metrics::upload_failed("direct", "checksum_mismatch");
                 Ok(Outcome::ChecksumMismatch)
             }
             // The object is gone again: nothing to make available.

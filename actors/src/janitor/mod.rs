@@ -36,7 +36,7 @@ pub use actor::JanitorActor;
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus};
 use crate::files::{available_event, mark_available, verify_object};
-use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL};
+use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
 use crate::time::now;
 
@@ -74,6 +74,7 @@ impl Janitor {
             ("reconcile", self.reconcile().await),
             ("stale_uploads", self.stale_uploads().await),
             ("orphans", self.orphans().await),
+            ("active_uploads", self.report_active_uploads().await),
         ] {
             metrics::counter!(JANITOR_SWEEPS_TOTAL, "sweep" => name).increment(1);
             if let Err(e) = result {
@@ -250,12 +251,27 @@ impl Janitor {
                 }
             }
         }
-        let changed = mark_available(&self.db, &ready).await?;
+        let changed = mark_available(&self.db, UploadKind::Direct, &ready).await?;
         for f in &changed {
             self.bus.publish(available_event(f)).await;
         }
         count("reconcile", "confirmed", changed.len() as u64);
         Ok(changed.len() as u64)
+    }
+
+    /// Sets `stowage_uploads_active{kind}` from the database, for every kind.
+    pub async fn report_active_uploads(&self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        for kind in [UploadKind::Direct, UploadKind::Multipart, UploadKind::Tus] {
+            let n = upload_sessions::Entity::find()
+                .filter(upload_sessions::Column::State.eq(UploadState::Active))
+                .filter(upload_sessions::Column::Kind.eq(kind))
+                .count(&self.db)
+                .await?;
+            metrics::gauge!(UPLOADS_ACTIVE, "kind" => kind.as_str()).set(n as f64);
+            total += n;
+        }
+        Ok(total)
     }
 
     /// Rule 4b: objects that belong to no file.
@@ -356,6 +372,9 @@ impl Janitor {
                     .await;
             }
             count("stale_uploads", "expired", batch.len() as u64);
+            for s in &batch {
+                crate::metrics::upload_failed(s.kind.as_str(), "expired");
+            }
             total += batch.len() as u64;
         }
     }

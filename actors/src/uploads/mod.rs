@@ -300,7 +300,10 @@ impl Uploads {
     ) -> Result<FileView, UploadError> {
         let (session, file, plan) = self.active_multipart(owner, upload).await?;
         let stored = self.stored_parts(&session, &file).await?;
-        check_parts(&plan, &claimed, &stored)?;
+        if let Err(e) = check_parts(&plan, &claimed, &stored) {
+            crate::metrics::upload_failed("multipart", "parts_mismatch");
+            return Err(e);
+        }
         let store_upload = session.s3_upload_id.clone().unwrap_or_default();
         self.storage
             .complete_multipart(&file.object_key, &store_upload, &stored)
@@ -311,7 +314,7 @@ impl Uploads {
             .await?
             .ok_or(FileError::UploadIncomplete)?;
         let digest = verify_object(&self.storage, &file, &meta).await?;
-        let changed = mark_available(&self.db, &[(file.id, digest)]).await?;
+        let changed = mark_available(&self.db, UploadKind::Multipart, &[(file.id, digest)]).await?;
         let at = now();
         upload_sessions::Entity::update_many()
             .col_expr(
@@ -352,6 +355,7 @@ impl Uploads {
         self.storage
             .abort_multipart(&file.object_key, &store_upload)
             .await?;
+        crate::metrics::upload_failed("multipart", "aborted");
         // The session goes with its file (ON DELETE CASCADE).
         files::Entity::delete_many()
             .filter(files::Column::Id.eq(file.id))
