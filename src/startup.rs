@@ -16,7 +16,7 @@ use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
 use stowage_actors::events::EventBus;
 use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
-use stowage_actors::janitor::{Janitor, JanitorActor};
+use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
 use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage};
@@ -39,6 +39,8 @@ pub struct Application {
     public_url: String,
     server: Server,
     ingest: Addr<IngestActor>,
+    janitor: Addr<JanitorActor>,
+    janitor_stopping: Arc<std::sync::atomic::AtomicBool>,
     events: EventBus,
 }
 
@@ -123,7 +125,8 @@ impl Application {
             settings.rate_limit_api,
         ));
         spawn_limit_pruner(&limits);
-        {
+        let janitor_stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let janitor = {
             let janitor = Janitor {
                 db: conn.clone(),
                 storage: storage.clone(),
@@ -133,10 +136,11 @@ impl Application {
                 // Nothing younger than an upload session's lifetime.
                 orphan_grace: settings.upload_expiry,
                 orphan_cursor: Default::default(),
+                stopping: janitor_stopping.clone(),
             };
             let interval = settings.janitor_interval;
-            Supervisor::start(move |_| JanitorActor::new(janitor, interval));
-        }
+            Supervisor::start(move |_| JanitorActor::new(janitor, interval))
+        };
         let sharing = {
             let (db, bus) = (conn.clone(), bus.clone());
             web::Data::new(Supervisor::start(move |_| SharingActor::new(db, bus)))
@@ -199,6 +203,8 @@ impl Application {
             public_url,
             server: server.run(),
             ingest,
+            janitor,
+            janitor_stopping,
             events: events_handle,
         })
     }
@@ -221,9 +227,13 @@ impl Application {
         &self.public_url
     }
 
-    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests and lets
+    /// the janitor finish the batch at hand.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
+        self.janitor_stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = self.janitor.send(Shutdown).await;
         tracing::info!("stowage stopped");
         Ok(())
     }

@@ -11,6 +11,12 @@ use crate::metrics::ACTOR_RESTARTS_TOTAL;
 #[rtype(result = "()")]
 struct Tick;
 
+/// Answered once the sweep in progress (if any) has finished its batch;
+/// no sweep starts after it. Set `Janitor::stopping` first.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
 pub struct JanitorActor {
     janitor: Janitor,
     interval: Duration,
@@ -55,9 +61,24 @@ impl Handler<Tick> for JanitorActor {
                 if let Err(e) = result {
                     tracing::error!(error = ?e, "janitor sweep failed");
                 }
-                let delay = act.next_delay();
-                ctx.notify_later(Tick, delay);
+                if !act
+                    .janitor
+                    .stopping
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let delay = act.next_delay();
+                    ctx.notify_later(Tick, delay);
+                }
             })
             .wait(ctx);
+    }
+}
+
+impl Handler<Shutdown> for JanitorActor {
+    type Result = ();
+
+    /// Runs only after the sweep in progress: a sweep holds the actor (`wait`).
+    fn handle(&mut self, _: Shutdown, _: &mut Context<Self>) {
+        tracing::info!("janitor stopped");
     }
 }

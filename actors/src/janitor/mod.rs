@@ -31,7 +31,7 @@ use serde_json::json;
 use stowage_entity::files::{self, FileStatus};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 
-pub use actor::JanitorActor;
+pub use actor::{JanitorActor, Shutdown};
 
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus};
@@ -57,6 +57,8 @@ pub struct Janitor {
     pub orphan_grace: Duration,
     /// Where the orphan sweep's listing resumes.
     pub orphan_cursor: Arc<tokio::sync::Mutex<Option<String>>>,
+    /// Set on shutdown: finish the batch at hand, start no other.
+    pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn count(sweep: &'static str, result: &'static str, n: u64) {
@@ -66,16 +68,31 @@ fn count(sweep: &'static str, result: &'static str, n: u64) {
 }
 
 impl Janitor {
-    /// All sweeps, once.
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// All sweeps, once (fewer if shutdown begins).
     pub async fn sweep(&self) -> anyhow::Result<()> {
-        for (name, result) in [
-            ("expire", self.expire().await),
-            ("purge", self.purge().await),
-            ("reconcile", self.reconcile().await),
-            ("stale_uploads", self.stale_uploads().await),
-            ("orphans", self.orphans().await),
-            ("active_uploads", self.report_active_uploads().await),
+        for name in [
+            "expire",
+            "purge",
+            "reconcile",
+            "stale_uploads",
+            "orphans",
+            "active_uploads",
         ] {
+            if self.stopping() {
+                break;
+            }
+            let result = match name {
+                "expire" => self.expire().await,
+                "purge" => self.purge().await,
+                "reconcile" => self.reconcile().await,
+                "stale_uploads" => self.stale_uploads().await,
+                "orphans" => self.orphans().await,
+                _ => self.report_active_uploads().await,
+            };
             metrics::counter!(JANITOR_SWEEPS_TOTAL, "sweep" => name).increment(1);
             if let Err(e) = result {
                 tracing::error!(sweep = name, error = ?e, "janitor sweep failed; it runs again next time");
@@ -115,11 +132,11 @@ impl Janitor {
         };
         self.backlog("expire", due()).await?;
         let mut total = 0;
-        loop {
+        while !self.stopping() {
             let txn = self.db.begin().await?;
             let batch = self.claim(due().limit(BATCH)).all(&txn).await?;
             if batch.is_empty() {
-                return Ok(total);
+                break;
             }
             let at = now();
             let purge_at = at + self.trash_retention;
@@ -150,6 +167,7 @@ impl Janitor {
             count("expire", "trashed", batch.len() as u64);
             total += batch.len() as u64;
         }
+        Ok(total)
     }
 
     /// Rule 1: trashed files past retention leave the store, then the database.
@@ -161,14 +179,14 @@ impl Janitor {
         };
         self.backlog("purge", due()).await?;
         let mut total = 0;
-        loop {
+        while !self.stopping() {
             let txn = self.db.begin().await?;
             let batch = self
                 .claim(due().order_by_asc(files::Column::PurgeAt).limit(BATCH))
                 .all(&txn)
                 .await?;
             if batch.is_empty() {
-                return Ok(total);
+                break;
             }
             // Unfinished multipart uploads of these files go first.
             let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
@@ -213,9 +231,10 @@ impl Janitor {
             total += purged.len() as u64;
             if !report.failed.is_empty() {
                 // The store is refusing: try again next sweep, not in a loop now.
-                return Ok(total);
+                break;
             }
         }
+        Ok(total)
     }
 
     /// Rule 4a: pending direct uploads whose object arrived without an event.
@@ -331,11 +350,11 @@ impl Janitor {
         let backlog = due().count(&self.db).await?;
         metrics::gauge!(JANITOR_BACKLOG, "sweep" => "stale_uploads").set(backlog as f64);
         let mut total = 0;
-        loop {
+        while !self.stopping() {
             let txn = self.db.begin().await?;
             let batch = self.claim(due().limit(BATCH)).all(&txn).await?;
             if batch.is_empty() {
-                return Ok(total);
+                break;
             }
             for s in &batch {
                 let file = files::Entity::find_by_id(s.file_id).one(&txn).await?;
@@ -377,5 +396,6 @@ impl Janitor {
             }
             total += batch.len() as u64;
         }
+        Ok(total)
     }
 }
