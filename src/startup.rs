@@ -123,6 +123,7 @@ impl Application {
         let limits = web::Data::new(RateLimits::new(
             settings.rate_limit_auth,
             settings.rate_limit_api,
+            &conn,
         ));
         spawn_limit_pruner(&limits);
         let janitor_stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -262,7 +263,7 @@ fn spawn_limit_pruner(limits: &web::Data<RateLimits>) {
         loop {
             tick.tick().await;
             match weak.upgrade() {
-                Some(limits) => limits.prune(),
+                Some(limits) => limits.prune().await,
                 None => break,
             }
         }

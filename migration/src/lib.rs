@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261121_000001_accounts;
 mod m20261121_000002_files;
 mod m20261121_000003_sharing;
+mod m20261121_000004_rate_limits;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000001_accounts::Migration),
             Box::new(m20261121_000002_files::Migration),
             Box::new(m20261121_000003_sharing::Migration),
+            Box::new(m20261121_000004_rate_limits::Migration),
         ]
     }
 }

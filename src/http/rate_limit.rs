@@ -1,7 +1,11 @@
-//! Request budgets (GCRA, from the `governor` crate): per client IP on
-//! `/api/v1/auth/*`, per user on the rest of `/api/v1`. Byte-moving requests
-//! (tus PATCH/HEAD) spend nothing, so a fast upload is never throttled
-//! mid-file. A refusal is 429 problem+json with `Retry-After`.
+//! Request budgets (GCRA): per client IP on `/api/v1/auth/*`, per user on
+//! the rest of `/api/v1`. Byte-moving requests (tus PATCH/HEAD) spend
+//! nothing, so a fast upload is never throttled mid-file. A refusal is 429
+//! problem+json with `Retry-After`.
+//!
+//! On PostgreSQL the budgets live in the database (one upsert per counted
+//! request), so they hold across every instance; on SQLite (one instance)
+//! they live in memory, with the `governor` crate.
 
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr};
@@ -15,6 +19,7 @@ use actix_web::middleware::Next;
 use actix_web::{Error, web};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use stowage_actors::accounts::Accounts;
 use stowage_actors::metrics::RATE_LIMITED_TOTAL;
 use uuid::Uuid;
@@ -59,23 +64,51 @@ pub struct RateLimits {
     auth: DefaultKeyedRateLimiter<IpAddr>,
     api: DefaultKeyedRateLimiter<Subject>,
     clock: DefaultClock,
+    rates: (Rate, Rate),
+    /// PostgreSQL: the shared budgets.
+    shared: Option<DatabaseConnection>,
 }
 
 impl RateLimits {
-    pub fn new(auth: Rate, api: Rate) -> Self {
+    /// Budgets in memory, or in `db` when it is PostgreSQL.
+    pub fn new(auth: Rate, api: Rate, db: &DatabaseConnection) -> Self {
+        let shared = (db.get_database_backend() == DbBackend::Postgres).then(|| db.clone());
         Self {
             auth: DefaultKeyedRateLimiter::keyed(quota(auth)),
             api: DefaultKeyedRateLimiter::keyed(quota(api)),
             clock: DefaultClock::default(),
+            rates: (auth, api),
+            shared,
         }
     }
 
     /// Spends one request of `subject`'s budget; `Err` holds the seconds to wait.
-    fn check(&self, scope: Scope, subject: Subject) -> Result<(), u64> {
+    async fn check(&self, scope: Scope, subject: Subject) -> Result<(), u64> {
+        if matches!((scope, subject), (Scope::Auth, Subject::User(_))) {
+            return Ok(());
+        }
+        if let Some(db) = &self.shared {
+            let rate = match scope {
+                Scope::Auth => self.rates.0,
+                Scope::Api => self.rates.1,
+            };
+            let key = match subject {
+                Subject::Ip(ip) => format!("{}:ip:{ip}", scope.label()),
+                Subject::User(id) => format!("{}:user:{id}", scope.label()),
+            };
+            return match shared_check(db, &key, rate).await {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    // Never turn a database hiccup into refusals: let it pass.
+                    tracing::warn!(error = %e, "shared rate limit unavailable; request allowed");
+                    Ok(())
+                }
+            };
+        }
         let verdict = match (scope, subject) {
+            (Scope::Api, subject) => self.api.check_key(&subject),
             (Scope::Auth, Subject::Ip(ip)) => self.auth.check_key(&ip),
             (Scope::Auth, Subject::User(_)) => Ok(()),
-            (Scope::Api, subject) => self.api.check_key(&subject),
         };
         verdict.map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
@@ -83,13 +116,59 @@ impl RateLimits {
         })
     }
 
-    /// Forgets subjects whose budget is full again, bounding memory.
-    pub fn prune(&self) {
+    /// Forgets subjects whose budget is full again, bounding memory (and
+    /// the shared table).
+    pub async fn prune(&self) {
         self.auth.retain_recent();
         self.auth.shrink_to_fit();
         self.api.retain_recent();
         self.api.shrink_to_fit();
+        let Some(db) = &self.shared else {
+            return;
+        };
+        if let Err(e) = db
+            .execute_unprepared("DELETE FROM rate_limits WHERE tat < now()")
+            .await
+        {
+            tracing::warn!(error = %e, "pruning shared rate limits failed");
+        }
     }
+}
+
+/// GCRA in one statement: advance the holder's theoretical arrival time by
+/// one emission interval unless that would put it more than a whole period
+/// ahead of now. No row back means refused; then the wait is read.
+async fn shared_check(
+    db: &DatabaseConnection,
+    key: &str,
+    rate: Rate,
+) -> Result<Result<(), u64>, sea_orm::DbErr> {
+    let period = rate.per.as_secs_f64();
+    let emission = period / f64::from(rate.count);
+    let spent = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO rate_limits AS r (key, tat) VALUES ($1, now() + make_interval(secs => $2)) \
+             ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, now()) + make_interval(secs => $2) \
+             WHERE GREATEST(r.tat, now()) + make_interval(secs => $2) <= now() + make_interval(secs => $3) \
+             RETURNING tat",
+            [key.into(), emission.into(), period.into()],
+        ))
+        .await?;
+    if spent.is_some() {
+        return Ok(Ok(()));
+    }
+    let wait = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT EXTRACT(EPOCH FROM (tat + make_interval(secs => $2) - make_interval(secs => $3) - now()))::float8 AS wait \
+             FROM rate_limits WHERE key = $1",
+            [key.into(), emission.into(), period.into()],
+        ))
+        .await?
+        .and_then(|row| row.try_get::<f64>("", "wait").ok())
+        .unwrap_or(1.0);
+    Ok(Err(wait.ceil().max(1.0) as u64))
 }
 
 fn quota(rate: Rate) -> Quota {
@@ -122,7 +201,7 @@ pub async fn middleware(
             .and_then(|t| req.app_data::<web::Data<Accounts>>()?.peek(&t))
             .map_or(Subject::Ip(ip), |p| Subject::User(p.user_id)),
     };
-    match limits.check(scope, subject) {
+    match limits.check(scope, subject).await {
         Ok(()) => next
             .call(req)
             .await
@@ -154,18 +233,19 @@ mod tests {
         assert_eq!(scope_of(&Method::GET, "/healthz"), None);
     }
 
-    #[test]
-    fn budgets_are_per_subject() {
-        let limits = RateLimits::new("2/min".parse().unwrap(), "1/h".parse().unwrap());
+    #[tokio::test]
+    async fn budgets_are_per_subject() {
+        let db = sea_orm::Database::connect("sqlite::memory:").await.unwrap();
+        let limits = RateLimits::new("2/min".parse().unwrap(), "1/h".parse().unwrap(), &db);
         let a = Subject::Ip("10.0.0.1".parse().unwrap());
         let b = Subject::Ip("10.0.0.2".parse().unwrap());
-        assert!(limits.check(Scope::Auth, a).is_ok());
-        assert!(limits.check(Scope::Auth, a).is_ok());
-        let wait = limits.check(Scope::Auth, a).unwrap_err();
+        assert!(limits.check(Scope::Auth, a).await.is_ok());
+        assert!(limits.check(Scope::Auth, a).await.is_ok());
+        let wait = limits.check(Scope::Auth, a).await.unwrap_err();
         assert!((1..=30).contains(&wait), "{wait}");
-        assert!(limits.check(Scope::Auth, b).is_ok());
+        assert!(limits.check(Scope::Auth, b).await.is_ok());
         let user = Subject::User(Uuid::now_v7());
-        assert!(limits.check(Scope::Api, user).is_ok());
-        assert!(limits.check(Scope::Api, user).unwrap_err() > 3000);
+        assert!(limits.check(Scope::Api, user).await.is_ok());
+        assert!(limits.check(Scope::Api, user).await.unwrap_err() > 3000);
     }
 }

@@ -169,3 +169,42 @@ async fn a_multipart_upload_moves_between_instances() {
     let id = created["file"]["id"].as_str().unwrap();
     assert_eq!(apps[0].download(&user.access_token, id).await, bytes);
 }
+
+#[actix_web::test]
+async fn rate_limits_hold_across_instances() {
+    if Stack::Services.skip() {
+        return;
+    }
+    let apps = spawn_cluster(
+        2,
+        &[
+            ("--rate-limit-auth", "4/min"),
+            ("--rate-limit-api", "4/min"),
+        ],
+    )
+    .await;
+    // Auth: one budget per client address, whichever instance answers.
+    let user = apps[0].new_user().await;
+    for app in [&apps[1], &apps[0], &apps[1]] {
+        assert_eq!(
+            app.login(&user.email, crate::helpers::PASSWORD)
+                .await
+                .status(),
+            200
+        );
+    }
+    let refused = apps[0].login(&user.email, crate::helpers::PASSWORD).await;
+    assert!(refused.headers().contains_key("retry-after"));
+    crate::helpers::assert_problem(refused, 429, "rate_limited").await;
+    // API: one budget per user.
+    for app in [&apps[0], &apps[1], &apps[0], &apps[1]] {
+        assert_eq!(
+            app.get_authed("/api/v1/me", &user.access_token)
+                .await
+                .status(),
+            200
+        );
+    }
+    let refused = apps[1].get_authed("/api/v1/me", &user.access_token).await;
+    crate::helpers::assert_problem(refused, 429, "rate_limited").await;
+}
