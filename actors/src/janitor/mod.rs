@@ -42,6 +42,9 @@ use crate::time::now;
 
 /// Rows one batch takes.
 pub const BATCH: u64 = 1000;
+/// Rows one purge batch takes: four DeleteObjects requests' worth, sent
+/// side by side.
+const PURGE_BATCH: u64 = 4000;
 /// Objects checked per reconcile sweep (each is a HEAD).
 const RECONCILE_BATCH: u64 = 100;
 
@@ -182,7 +185,11 @@ impl Janitor {
         while !self.stopping() {
             let txn = self.db.begin().await?;
             let batch = self
-                .claim(due().order_by_asc(files::Column::PurgeAt).limit(BATCH))
+                .claim(
+                    due()
+                        .order_by_asc(files::Column::PurgeAt)
+                        .limit(PURGE_BATCH),
+                )
                 .all(&txn)
                 .await?;
             if batch.is_empty() {

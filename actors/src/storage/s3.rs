@@ -161,21 +161,25 @@ impl S3Store {
         }
     }
 
+    /// DeleteObjects, 1,000 keys a request, up to four requests in flight.
     pub async fn delete_many(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
+        let results: Vec<_> = futures_util::stream::iter(keys.chunks(DELETE_BATCH))
+            .map(|chunk| {
+                let ids: Vec<ObjectIdentifier> = chunk
+                    .iter()
+                    .map(|k| ObjectIdentifier {
+                        key: k.clone(),
+                        version_id: None,
+                    })
+                    .collect();
+                self.bucket.delete_objects(ids)
+            })
+            .buffer_unordered(4)
+            .collect()
+            .await;
         let mut report = DeleteReport::default();
-        for chunk in keys.chunks(DELETE_BATCH) {
-            let ids: Vec<ObjectIdentifier> = chunk
-                .iter()
-                .map(|k| ObjectIdentifier {
-                    key: k.clone(),
-                    version_id: None,
-                })
-                .collect();
-            let result = self
-                .bucket
-                .delete_objects(ids)
-                .await
-                .map_err(StorageError::unavailable)?;
+        for result in results {
+            let result = result.map_err(StorageError::unavailable)?;
             report
                 .failed
                 .extend(result.errors.into_iter().map(|e| e.key));
