@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
         .service(
             web::scope("/api/v1")
+                .wrap(actix_web::middleware::from_fn(json_bodies))
                 .app_data(json_config(API_BODY_LIMIT))
                 .service(
                     web::scope("/auth")
@@ -129,16 +130,63 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         );
 }
 
+/// API bodies are JSON. A body sent without any content type is taken as
+/// JSON (curl without `-H`, load-test scripts); an explicit other type is
+/// 415. Browsers cannot send a cross-site form without a content type, so
+/// this keeps the CSRF guard of requiring JSON.
+async fn json_bodies(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<
+    actix_web::dev::ServiceResponse<actix_web::body::EitherBody<impl actix_web::body::MessageBody>>,
+    actix_web::Error,
+> {
+    use actix_web::http::Method;
+    let carries_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
+    // tus bodies are application/offset+octet-stream.
+    if carries_body && !req.path().starts_with("/api/v1/tus") {
+        match req.headers().get(header::CONTENT_TYPE) {
+            None => {
+                req.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                );
+            }
+            Some(value) => {
+                let essence = value
+                    .to_str()
+                    .unwrap_or_default()
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                let json = essence.eq_ignore_ascii_case("application/json")
+                    || essence.to_ascii_lowercase().ends_with("+json");
+                if !json {
+                    let err = ApiError::new(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "unsupported_media_type",
+                        "send the body as JSON with `Content-Type: application/json`",
+                    );
+                    return Ok(req.error_response(err).map_into_right_body());
+                }
+            }
+        }
+    }
+    next.call(req)
+        .await
+        .map(actix_web::dev::ServiceResponse::map_into_left_body)
+}
+
 /// What an unknown route answers (the problem layer fills in the body).
 pub async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().finish()
 }
 
 /// A JSON extractor configuration whose failures are problem+json: 413 over
-/// `limit`, 415 unless the content type is JSON (`application/json` or
-/// `…+json`: a cross-site form cannot send those without a CORS preflight),
-/// 400 for malformed JSON or JSON of the wrong shape (unknown fields, wrong
-/// types, missing fields).
+/// `limit`, 415 unless the content type is JSON (see [`json_bodies`]), 400 for
+/// malformed JSON or JSON of the wrong shape (unknown fields, wrong types,
+/// missing fields).
 pub fn json_config(limit: usize) -> web::JsonConfig {
     web::JsonConfig::default()
         .limit(limit)
