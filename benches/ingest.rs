@@ -22,12 +22,11 @@ use serde_json::json;
 use stowage::Application;
 use stowage::config::Cli;
 use stowage_entity::files::{self, FileStatus, Visibility};
-use stowage_entity::users;
 use uuid::Uuid;
 
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
+mod common;
+
+use common::{BenchDb, env_or, insert_owner};
 
 fn event(bucket: &str, key: &str, size: i64, at: DateTime<Utc>) -> Vec<u8> {
     let escaped: String = form_urlencoded::byte_serialize(key.as_bytes()).collect();
@@ -65,25 +64,13 @@ async fn main() -> anyhow::Result<()> {
     let count: usize = env_or("STOWAGE_BENCH_FILES", "50000").parse()?;
     // Events per second to publish at; 0: as fast as JetStream takes them.
     let rate: f64 = env_or("STOWAGE_BENCH_RATE", "0").parse()?;
-    let admin_url = env_or(
-        "STOWAGE_BENCH_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-    );
     let nats_url = env_or("STOWAGE_BENCH_NATS_URL", "nats://127.0.0.1:4222");
     let run = Uuid::new_v4().simple().to_string();
-    let db_name = format!("stowage_bench_{}", &run[..12]);
     let subject = format!("stowage.bench{}.ingest", &run[..12]);
     let data_dir = std::env::temp_dir().join(format!("stowage-bench-{run}"));
 
-    let admin = Database::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&admin_url);
-    let db_url = format!("{base}/{db_name}");
+    let bench_db = BenchDb::create(&run).await?;
+    let db_url = bench_db.url.clone();
 
     let cli = Cli::try_parse_from([
         "stowage",
@@ -112,18 +99,7 @@ async fn main() -> anyhow::Result<()> {
     // N pending files of one user, inserted in bulk.
     let owner = Uuid::now_v7();
     let now = stowage_actors::time::now();
-    users::Entity::insert(users::ActiveModel {
-        id: Set(owner),
-        email: Set(format!("bench-{run}@example.com")),
-        email_key: Set(format!("bench-{run}@example.com")),
-        display_name: Set("bench".into()),
-        password_hash: Set("$pbkdf2-sha256$i=1000$x$x".into()),
-        quota_bytes: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec(&db)
-    .await?;
+    insert_owner(&db, owner, &run).await?;
     let started = Instant::now();
     let ids: Vec<Uuid> = (0..count).map(|_| Uuid::now_v7()).collect();
     for chunk in ids.chunks(2000) {
@@ -297,12 +273,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     drop(db);
-    admin
-        .execute_unprepared(&format!(
-            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-        ))
-        .await
-        .ok();
+    bench_db.remove().await;
     std::fs::remove_dir_all(&data_dir).ok();
     Ok(())
 }

@@ -18,20 +18,15 @@ use sea_orm::{
 use stowage::Application;
 use stowage::config::Cli;
 use stowage_entity::files::{self, FileStatus, Visibility};
-use stowage_entity::users;
 use uuid::Uuid;
 
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
+mod common;
+
+use common::{BenchDb, env_or, insert_owner};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let count: usize = env_or("STOWAGE_BENCH_FILES", "100000").parse()?;
-    let admin_url = env_or(
-        "STOWAGE_BENCH_DATABASE_URL",
-        "postgres://postgres@127.0.0.1:5432/test",
-    );
     let endpoint = env_or("STOWAGE_BENCH_S3_ENDPOINT", "http://127.0.0.1:8333");
     let access = env_or("STOWAGE_BENCH_S3_ACCESS_KEY", "TESTACCESSKEY123");
     let secret = env_or(
@@ -39,19 +34,11 @@ async fn main() -> anyhow::Result<()> {
         "testsecretkey_abcdefghijklmnop",
     );
     let run = Uuid::new_v4().simple().to_string();
-    let db_name = format!("stowage_bench_{}", &run[..12]);
     let bucket_name = format!("stowage-bench-{}", &run[..12]);
     let data_dir = std::env::temp_dir().join(format!("stowage-bench-{run}"));
 
-    let admin = Database::connect(&admin_url).await?;
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{db_name}\""))
-        .await?;
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(&admin_url);
-    let db_url = format!("{base}/{db_name}");
+    let bench_db = BenchDb::create(&run).await?;
+    let db_url = bench_db.url.clone();
 
     // The objects, put 64 at a time.
     let region = Region::Custom {
@@ -119,18 +106,7 @@ async fn main() -> anyhow::Result<()> {
     // The rows: trashed, due far in the future for now.
     let now = stowage_actors::time::now();
     let later = now + chrono::Duration::days(1);
-    users::Entity::insert(users::ActiveModel {
-        id: Set(owner),
-        email: Set(format!("bench-{run}@example.com")),
-        email_key: Set(format!("bench-{run}@example.com")),
-        display_name: Set("bench".into()),
-        password_hash: Set("$pbkdf2-sha256$i=1000$x$x".into()),
-        quota_bytes: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec(&db)
-    .await?;
+    insert_owner(&db, owner, &run).await?;
     for chunk in ids.chunks(2000) {
         files::Entity::insert_many(chunk.iter().map(|id| files::ActiveModel {
             id: Set(*id),
@@ -191,12 +167,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     drop(db);
-    admin
-        .execute_unprepared(&format!(
-            "DROP DATABASE IF EXISTS \"{db_name}\" WITH (FORCE)"
-        ))
-        .await
-        .ok();
+    bench_db.remove().await;
     std::fs::remove_dir_all(&data_dir).ok();
     Ok(())
 }
