@@ -178,6 +178,12 @@ async fn get_and_patch_follow_versions_and_etags(stack: Stack) {
     app.create_upload(&user.access_token, &json!({"name": "taken.txt", "size": 1}))
         .await;
 
+    // An empty change is no change: the version stays.
+    let res = app
+        .patch_file(&user.access_token, id, &json!({}), None)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["etag"], "\"2\"");
     let res = app.get_file(&user.access_token, id).await;
     assert_eq!(res.headers()["etag"], "\"2\"");
     let v2: Value = res.json().await.unwrap();

@@ -363,6 +363,10 @@ impl Files {
                 current: file.version,
             });
         }
+        if patch.name.is_none() && patch.visibility.is_none() && patch.expires_at.is_none() {
+            // Nothing to change: no new version.
+            return Ok(view);
+        }
         if patch.name.is_some() {
             view.require(Action::Rename)?;
         }
