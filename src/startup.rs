@@ -20,6 +20,7 @@ use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
 use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage};
+use stowage_actors::tus::Tus;
 use stowage_actors::uploads::Uploads;
 use tracing_actix_web::TracingLogger;
 
@@ -108,6 +109,13 @@ impl Application {
             settings.max_upload_size.0,
             settings.upload_expiry,
         );
+        let tus = web::Data::new(Tus::new(
+            conn.clone(),
+            storage.clone(),
+            bus.clone(),
+            settings.max_upload_size.0,
+            settings.upload_expiry,
+        ));
         let ingest = {
             let ingest = Ingest {
                 db: conn.clone(),
@@ -166,6 +174,7 @@ impl Application {
                 .app_data(conn.clone())
                 .app_data(files.clone())
                 .app_data(uploads.clone())
+                .app_data(tus.clone())
                 .app_data(sharing.clone())
                 .app_data(bus.clone())
                 .app_data(storage.clone())

@@ -13,4 +13,5 @@ pub mod metrics;
 pub mod sharing;
 pub mod storage;
 pub mod time;
+pub mod tus;
 pub mod uploads;

@@ -6,5 +6,6 @@ pub mod login_sessions;
 pub mod refresh_tokens;
 pub mod shares;
 pub mod shortcuts;
+pub mod upload_parts;
 pub mod upload_sessions;
 pub mod users;

@@ -50,6 +50,16 @@ pub struct Model {
     pub s3_upload_id: Option<String>,
     #[sea_orm(column_type = "Text", nullable)]
     pub metadata: Option<String>,
+    /// tus: the SHA-256 state after `offset` bytes (hex), so any instance
+    /// can go on hashing where the last one stopped.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub hash_state: Option<String>,
+    /// tus on S3: bytes after the last stored part, kept in a tail object
+    /// until they fill a part.
+    pub tail_size: i64,
+    /// The instance writing to this upload now, and until when.
+    pub lease_owner: Option<Uuid>,
+    pub lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,
@@ -64,6 +74,14 @@ pub enum Relation {
         on_delete = "Cascade"
     )]
     File,
+    #[sea_orm(has_many = "super::upload_parts::Entity")]
+    Parts,
+}
+
+impl Related<super::upload_parts::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::Parts.def()
+    }
 }
 
 impl Related<super::files::Entity> for Entity {

@@ -9,6 +9,7 @@ mod m20261121_000001_accounts;
 mod m20261121_000002_files;
 mod m20261121_000003_sharing;
 mod m20261121_000004_rate_limits;
+mod m20261121_000005_tus;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000002_files::Migration),
             Box::new(m20261121_000003_sharing::Migration),
             Box::new(m20261121_000004_rate_limits::Migration),
+            Box::new(m20261121_000005_tus::Migration),
         ]
     }
 }

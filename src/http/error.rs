@@ -13,6 +13,7 @@ use stowage_actors::accounts::{AccountError, AuthError};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::FileError;
 use stowage_actors::storage::StorageError;
+use stowage_actors::tus::TusError;
 use stowage_actors::uploads::UploadError;
 use utoipa::ToSchema;
 
@@ -155,6 +156,12 @@ impl ApiError {
         );
         e.cause = Some(cause);
         e
+    }
+
+    /// For statuses without a standard reason phrase (tus's 460).
+    pub fn titled(mut self, title: &str) -> Self {
+        title.clone_into(&mut self.problem.title);
+        self
     }
 
     pub fn problem(&self) -> &Problem {
@@ -343,6 +350,45 @@ impl From<UploadError> for ApiError {
                 format!("{detail}; GET …/parts shows what the store holds"),
             ),
             UploadError::File(f) => f.into(),
+        }
+    }
+}
+
+impl From<TusError> for ApiError {
+    fn from(e: TusError) -> Self {
+        let detail = e.to_string();
+        let status = |code: u16| StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+        match e {
+            TusError::NotFound(_) => Self::not_found("upload_not_found", detail),
+            TusError::Gone(_) => Self::new(StatusCode::GONE, "upload_expired", detail),
+            TusError::Locked(_) => {
+                let mut e = Self::new(status(423), "upload_locked", detail);
+                e.retry_after = Some(1);
+                e
+            }
+            TusError::OffsetMismatch { .. } | TusError::Moved(_) => {
+                Self::new(StatusCode::CONFLICT, "offset_mismatch", detail)
+            }
+            TusError::BadHeader(..) | TusError::MissingHeader(_) => {
+                Self::bad_request("invalid_header", detail)
+            }
+            TusError::UnsupportedChecksum(_) => Self::bad_request("unsupported_checksum", detail),
+            TusError::ChecksumMismatch => {
+                Self::new(status(460), "checksum_mismatch", detail).titled("Checksum Mismatch")
+            }
+            TusError::TooLarge { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", detail)
+            }
+            TusError::PastLength { .. } => {
+                Self::new(StatusCode::PAYLOAD_TOO_LARGE, "past_upload_length", detail)
+            }
+            TusError::LengthMismatch { .. } => Self::bad_request("length_mismatch", detail),
+            TusError::Completed(_) => Self::new(StatusCode::CONFLICT, "upload_completed", detail),
+            TusError::Interrupted(_) => Self::bad_request(
+                "body_interrupted",
+                format!("{detail}; HEAD the upload and resume from its offset"),
+            ),
+            TusError::File(f) => f.into(),
         }
     }
 }

@@ -21,7 +21,9 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
-use self::routes::{account, auth as auth_routes, blobs, files, multipart, ops, shares, uploads};
+use self::routes::{
+    account, auth as auth_routes, blobs, files, multipart, ops, shares, tus, uploads,
+};
 
 /// JSON bodies of the auth routes are small.
 const AUTH_BODY_LIMIT: usize = 16 * 1024;
@@ -118,6 +120,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     web::resource("/files/{id}/download-url")
                         .route(web::get().to(files::download_url)),
+                )
+                .service(
+                    web::resource("/tus")
+                        .route(web::method(actix_web::http::Method::OPTIONS).to(tus::options))
+                        .route(web::post().to(tus::create)),
+                )
+                .service(
+                    web::resource("/tus/{id}")
+                        .route(web::method(actix_web::http::Method::OPTIONS).to(tus::options))
+                        .route(web::head().to(tus::head))
+                        .route(web::patch().to(tus::patch))
+                        .route(web::delete().to(tus::delete))
+                        .route(web::post().to(tus::overridden)),
                 )
                 .service(web::resource("/openapi.json").route(web::get().to(ops::openapi))),
         )

@@ -55,8 +55,9 @@ pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
     if path.starts_with("/api/v1/auth/") {
         return Some(Scope::Auth);
     }
-    let moves_bytes =
-        path.starts_with("/api/v1/tus/") && (method == Method::PATCH || method == Method::HEAD);
+    // POST on an upload is PATCH or HEAD behind X-HTTP-Method-Override.
+    let moves_bytes = path.starts_with("/api/v1/tus/")
+        && (method == Method::PATCH || method == Method::HEAD || method == Method::POST);
     (path.starts_with("/api/v1/") && !moves_bytes).then_some(Scope::Api)
 }
 

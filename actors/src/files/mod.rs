@@ -191,6 +191,7 @@ impl Files {
                 created_at: Set(at),
                 updated_at: Set(at),
                 expires_at: Set(request.expires_at),
+                ..Default::default()
             }
             .insert(&txn)
             .await?;

@@ -11,7 +11,8 @@
 //! 3. `reconcile`: pending direct uploads whose object is in the store and
 //!    matches become available (stores drop events under load).
 //! 4. `stale_uploads`: sessions idle past `STOWAGE_UPLOAD_EXPIRY`: the store's
-//!    multipart upload is aborted, the session marked expired, the pending
+//!    multipart upload is aborted (a tus upload's staging file or tail
+//!    object removed), the session marked expired, the pending
 //!    file removed. Publishes `upload.expired`.
 //! 5. `orphans`: objects under `users/` that no file row knows and that are
 //!    older than the grace period are deleted, one listing page per sweep,
@@ -39,6 +40,7 @@ use crate::files::{available_event, mark_available, verify_object};
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
 use crate::time::now;
+use crate::tus::release_store;
 
 /// Rows one batch takes.
 pub const BATCH: u64 = 1000;
@@ -195,19 +197,17 @@ impl Janitor {
             if batch.is_empty() {
                 break;
             }
-            // Unfinished multipart uploads of these files go first.
+            // Unfinished multipart and tus uploads of these files go first.
             let ids: Vec<_> = batch.iter().map(|f| f.id).collect();
             let sessions = upload_sessions::Entity::find()
                 .filter(upload_sessions::Column::FileId.is_in(ids))
                 .filter(upload_sessions::Column::State.eq(UploadState::Active))
-                .filter(upload_sessions::Column::Kind.eq(UploadKind::Multipart))
+                .filter(upload_sessions::Column::Kind.ne(UploadKind::Direct))
                 .all(&txn)
                 .await?;
             for s in &sessions {
-                if let (Some(upload), Some(f)) =
-                    (&s.s3_upload_id, batch.iter().find(|f| f.id == s.file_id))
-                {
-                    self.storage.abort_multipart(&f.object_key, upload).await?;
+                if let Some(f) = batch.iter().find(|f| f.id == s.file_id) {
+                    release_store(&self.storage, s, &f.object_key).await?;
                 }
             }
             let keys: Vec<String> = batch.iter().map(|f| f.object_key.clone()).collect();
@@ -364,9 +364,8 @@ impl Janitor {
                 break;
             }
             for s in &batch {
-                let file = files::Entity::find_by_id(s.file_id).one(&txn).await?;
-                if let (Some(f), Some(upload)) = (&file, &s.s3_upload_id) {
-                    self.storage.abort_multipart(&f.object_key, upload).await?;
+                if let Some(f) = files::Entity::find_by_id(s.file_id).one(&txn).await? {
+                    release_store(&self.storage, s, &f.object_key).await?;
                 }
             }
             let ids: Vec<_> = batch.iter().map(|s| s.id).collect();

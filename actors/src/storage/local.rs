@@ -73,6 +73,8 @@ pub struct LocalStore {
     meta: PathBuf,
     tmp: PathBuf,
     multipart: PathBuf,
+    /// tus uploads in progress, one file each, appended to as bytes arrive.
+    staging: PathBuf,
     signer: UrlSigner,
     /// The server's public URL: signed URLs point back at it.
     base_url: String,
@@ -94,12 +96,19 @@ impl LocalStore {
             meta: root.join("meta"),
             tmp: root.join("tmp"),
             multipart: root.join("multipart"),
+            staging: root.join("staging"),
             signer,
             base_url: base_url.trim_end_matches('/').to_owned(),
             bucket: bucket.to_owned(),
             events,
         };
-        for dir in [&store.objects, &store.meta, &store.tmp, &store.multipart] {
+        for dir in [
+            &store.objects,
+            &store.meta,
+            &store.tmp,
+            &store.multipart,
+            &store.staging,
+        ] {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("creating the blob directory {}", dir.display()))?;
         }
@@ -554,6 +563,59 @@ impl LocalStore {
         write_atomically(&self.tmp, &meta_path, &json).await
     }
 
+    /// Where the bytes of tus upload `upload` collect until it completes.
+    pub fn staging_path(&self, upload: uuid::Uuid) -> PathBuf {
+        self.staging.join(upload.to_string())
+    }
+
+    /// Removes an unfinished upload's staged bytes; a missing file is fine.
+    pub async fn discard_staged(&self, upload: uuid::Uuid) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.staging_path(upload)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
+    /// Makes a finished upload's staged file the object at `key` (a rename:
+    /// no byte is copied) and announces it as MinIO would a completed
+    /// multipart upload. `sha256` was computed while the bytes arrived.
+    pub async fn adopt_staged(
+        &self,
+        upload: uuid::Uuid,
+        key: &str,
+        size: u64,
+        sha256: &str,
+        content_type: &str,
+    ) -> Result<ObjectMeta, StorageError> {
+        let object_path = self.object_path(key)?;
+        let meta_path = self.meta_path(key)?;
+        for parent in [object_path.parent(), meta_path.parent()]
+            .into_iter()
+            .flatten()
+        {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(StorageError::unavailable)?;
+        }
+        let meta = StoredMeta {
+            size,
+            // Opaque, like any ETag; the upload never had an MD5.
+            etag: sha256[..32.min(sha256.len())].to_owned(),
+            sha256: sha256.to_owned(),
+            content_type: Some(content_type.to_owned()),
+        };
+        // Metadata first: an object never appears without it.
+        let json = serde_json::to_vec(&meta).map_err(StorageError::unavailable)?;
+        write_atomically(&self.tmp, &meta_path, &json).await?;
+        tokio::fs::rename(self.staging_path(upload), &object_path)
+            .await
+            .map_err(StorageError::unavailable)?;
+        Ok(self
+            .announce(minio::COMPLETE_MULTIPART, key, meta, "", "stowage")
+            .await)
+    }
+
     /// Opens an object for reading.
     pub async fn read(
         &self,
@@ -605,10 +667,15 @@ impl LocalStore {
             Some(_) => {
                 let path = self.object_path(key)?;
                 tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+                    use std::io::Read;
                     let mut file = std::fs::File::open(path)?;
-                    let mut sha = Sha256::new();
-                    std::io::copy(&mut file, &mut sha)?;
-                    Ok(hex::encode(sha.finalize()))
+                    let (mut sha, mut buf) = (Sha256::new(), vec![0; 1 << 16]);
+                    loop {
+                        match file.read(&mut buf)? {
+                            0 => return Ok(hex::encode(sha.finalize())),
+                            n => sha.update(&buf[..n]),
+                        }
+                    }
                 })
                 .await
                 .map_err(StorageError::unavailable)?

@@ -276,7 +276,7 @@ impl Storage {
     }
 }
 
-async fn timed<T>(
+pub(crate) async fn timed<T>(
     op: &'static str,
     f: impl Future<Output = Result<T, StorageError>>,
 ) -> Result<T, StorageError> {

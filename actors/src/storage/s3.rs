@@ -364,6 +364,45 @@ impl S3Store {
             .map_err(StorageError::unavailable)
     }
 
+    /// Uploads one part of a multipart upload; returns its ETag (unquoted).
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        data: Vec<u8>,
+        content_type: &str,
+    ) -> Result<String, StorageError> {
+        self.bucket
+            .put_multipart_chunk(data, key, part, upload_id, content_type)
+            .await
+            .map(|p| p.etag.trim_matches('"').to_owned())
+            .map_err(StorageError::unavailable)
+    }
+
+    /// A whole (small) object in one PUT.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        data: &[u8],
+        content_type: &str,
+    ) -> Result<(), StorageError> {
+        self.bucket
+            .put_object_with_content_type(key, data, content_type)
+            .await
+            .map(|_| ())
+            .map_err(StorageError::unavailable)
+    }
+
+    /// A whole (small) object, or `None` when there is none.
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        match self.bucket.get_object(key).await {
+            Ok(r) => Ok(Some(r.to_vec())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(StorageError::unavailable(e)),
+        }
+    }
+
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
         match self.bucket.abort_upload(key, upload_id).await {
             Ok(()) => Ok(()),

@@ -1,7 +1,7 @@
 //! Signed URLs of the local blob store: HMAC-SHA256 over the method, the
 //! key, the expiry and (for PUT) the exact length, checked in constant time.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 

@@ -239,6 +239,7 @@ impl Uploads {
             created_at: Set(at),
             updated_at: Set(at),
             expires_at: Set(at + self.idle_expiry),
+            ..Default::default()
         }
         .insert(&txn)
         .await?;

@@ -5,4 +5,5 @@ pub mod files;
 pub mod multipart;
 pub mod ops;
 pub mod shares;
+pub mod tus;
 pub mod uploads;

@@ -1,0 +1,224 @@
+//! The protocol's own header values: `Upload-Metadata` and `Upload-Checksum`.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use super::TusError;
+
+/// `Upload-Metadata`: comma-separated `key base64value` pairs, the value optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pairs: Vec<(String, Option<Vec<u8>>)>,
+    /// The header as the client sent it, echoed back on HEAD.
+    raw: String,
+}
+
+impl Metadata {
+    pub fn parse(header: &str) -> Result<Self, TusError> {
+        let bad = |why: String| TusError::BadHeader("Upload-Metadata", why);
+        let mut pairs: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        for item in header.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let mut words = item.split(' ').filter(|w| !w.is_empty());
+            let key = words.next().unwrap_or_default();
+            let value = words.next();
+            if words.next().is_some() {
+                return Err(bad(format!(
+                    "{item:?} has more than a key and a base64 value"
+                )));
+            }
+            if !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+                return Err(bad(format!("the key {key:?} is not printable ASCII")));
+            }
+            if pairs.iter().any(|(k, _)| k == key) {
+                return Err(bad(format!("the key {key:?} appears twice")));
+            }
+            let value = value
+                .map(|v| STANDARD.decode(v))
+                .transpose()
+                .map_err(|_| bad(format!("the value of {key:?} is not base64")))?;
+            pairs.push((key.to_owned(), value));
+        }
+        Ok(Self {
+            pairs,
+            raw: header.trim().to_owned(),
+        })
+    }
+
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The first of `keys` present, as text.
+    pub fn text(&self, keys: &[&str]) -> Result<Option<String>, TusError> {
+        for key in keys {
+            if let Some((_, value)) = self.pairs.iter().find(|(k, _)| k == key) {
+                let value = value.clone().unwrap_or_default();
+                return String::from_utf8(value).map(Some).map_err(|_| {
+                    TusError::BadHeader(
+                        "Upload-Metadata",
+                        format!("the value of {key:?} is not UTF-8 text"),
+                    )
+                });
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `Upload-Checksum: <algorithm> <base64 digest>` of one request's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checksum {
+    algorithm: Algorithm,
+    expected: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Algorithm {
+    Sha1,
+    Sha256,
+}
+
+impl Checksum {
+    pub fn parse(header: &str) -> Result<Self, TusError> {
+        let bad = |why: &str| TusError::BadHeader("Upload-Checksum", why.to_owned());
+        let (name, digest) = header
+            .trim()
+            .split_once(' ')
+            .ok_or_else(|| bad("write it as `<algorithm> <base64 digest>`"))?;
+        let (algorithm, len) = match name.to_ascii_lowercase().as_str() {
+            "sha1" => (Algorithm::Sha1, 20),
+            "sha256" => (Algorithm::Sha256, 32),
+            _ => return Err(TusError::UnsupportedChecksum(name.to_owned())),
+        };
+        let expected = STANDARD
+            .decode(digest.trim())
+            .map_err(|_| bad("the digest is not base64"))?;
+        if expected.len() != len {
+            return Err(bad("the digest has the wrong length for its algorithm"));
+        }
+        Ok(Self {
+            algorithm,
+            expected,
+        })
+    }
+
+    pub(crate) fn hasher(&self) -> BodyHasher {
+        match self.algorithm {
+            Algorithm::Sha1 => BodyHasher::Sha1(Sha1::new(), self.expected.clone()),
+            Algorithm::Sha256 => BodyHasher::Sha256(Sha256::new(), self.expected.clone()),
+        }
+    }
+}
+
+/// Hashes one request's body to check it against its `Upload-Checksum`.
+pub(crate) enum BodyHasher {
+    Sha1(Sha1, Vec<u8>),
+    Sha256(Sha256, Vec<u8>),
+}
+
+impl BodyHasher {
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sha1(h, _) => h.update(data),
+            Self::Sha256(h, _) => h.update(data),
+        }
+    }
+
+    pub fn matches(self) -> bool {
+        match self {
+            Self::Sha1(h, expected) => h.finalize().as_slice() == expected.as_slice(),
+            Self::Sha256(h, expected) => h.finalize().as_slice() == expected.as_slice(),
+        }
+    }
+}
+
+/// The SHA-256 of a whole upload, saved with each acknowledged offset so
+/// that hashing resumes on any instance after any restart.
+pub(crate) mod resumable {
+    use sha2::Sha256;
+    use sha2::digest::common::hazmat::{SerializableState, SerializedState};
+
+    pub fn save(hasher: &Sha256) -> String {
+        hex::encode(hasher.serialize())
+    }
+
+    pub fn restore(saved: Option<&str>) -> anyhow::Result<Sha256> {
+        let Some(saved) = saved else {
+            return Ok(<Sha256 as sha2::Digest>::new());
+        };
+        let bytes = hex::decode(saved)?;
+        let state = SerializedState::<Sha256>::try_from(bytes.as_slice())
+            .map_err(|_| anyhow::anyhow!("a saved SHA-256 state has the wrong length"))?;
+        Sha256::deserialize(&state)
+            .map_err(|_| anyhow::anyhow!("a saved SHA-256 state does not deserialize"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_pairs_decode() {
+        let m = Metadata::parse(
+            "filename d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg==,is_confidential, type dGV4dC9wbGFpbg==",
+        )
+        .unwrap();
+        assert_eq!(
+            m.text(&["filename", "name"]).unwrap().as_deref(),
+            Some("world_domination_plan.pdf")
+        );
+        assert_eq!(
+            m.text(&["filetype", "type"]).unwrap().as_deref(),
+            Some("text/plain")
+        );
+        assert_eq!(m.text(&["is_confidential"]).unwrap().as_deref(), Some(""));
+        assert_eq!(m.text(&["missing"]).unwrap(), None);
+        assert!(
+            Metadata::parse("")
+                .unwrap()
+                .text(&["filename"])
+                .unwrap()
+                .is_none()
+        );
+        for bad in ["filename !!!", "a b c", "k dg==,k dg=="] {
+            assert!(Metadata::parse(bad).is_err(), "{bad}");
+        }
+        // Valid base64, but not text.
+        let m = Metadata::parse("filename /w==").unwrap();
+        assert!(m.text(&["filename"]).is_err());
+    }
+
+    #[test]
+    fn checksums_check() {
+        let body = b"hello";
+        let sha1 = STANDARD.encode(Sha1::digest(body));
+        let c = Checksum::parse(&format!("sha1 {sha1}")).unwrap();
+        let mut h = c.hasher();
+        h.update(body);
+        assert!(h.matches());
+        let mut h = c.hasher();
+        h.update(b"hellO");
+        assert!(!h.matches());
+        assert!(matches!(
+            Checksum::parse("md5 AAAA"),
+            Err(TusError::UnsupportedChecksum(_))
+        ));
+        assert!(Checksum::parse("sha256 AAAA").is_err());
+        assert!(Checksum::parse("sha256").is_err());
+    }
+
+    #[test]
+    fn hashing_resumes_from_a_saved_state() {
+        use sha2::Digest;
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        let mut first = resumable::restore(None).unwrap();
+        first.update(&data[..4_321]);
+        let mut second = resumable::restore(Some(&resumable::save(&first))).unwrap();
+        second.update(&data[4_321..]);
+        assert_eq!(second.finalize(), Sha256::digest(&data));
+        assert!(resumable::restore(Some("00")).is_err());
+    }
+}

@@ -1,0 +1,383 @@
+//! `/api/v1/tus` and `/api/v1/tus/{id}`: tus 1.0 with the creation,
+//! creation-with-upload, creation-defer-length, termination, expiration and
+//! checksum extensions. The protocol's headers are read and written here;
+//! the upload itself is [`stowage_actors::tus`]'s.
+
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use stowage_actors::tus::{self, Checksum, Metadata, NewUpload, PatchRequest, Tus, TusUpload};
+use uuid::Uuid;
+
+use crate::http::PublicBase;
+use crate::http::auth::Authenticated;
+use crate::http::error::ApiError;
+
+const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
+
+const TUS_RESUMABLE: HeaderName = HeaderName::from_static("tus-resumable");
+const TUS_VERSION: HeaderName = HeaderName::from_static("tus-version");
+const TUS_EXTENSION: HeaderName = HeaderName::from_static("tus-extension");
+const TUS_MAX_SIZE: HeaderName = HeaderName::from_static("tus-max-size");
+const TUS_CHECKSUM_ALGORITHM: HeaderName = HeaderName::from_static("tus-checksum-algorithm");
+const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
+const UPLOAD_LENGTH: HeaderName = HeaderName::from_static("upload-length");
+const UPLOAD_DEFER_LENGTH: HeaderName = HeaderName::from_static("upload-defer-length");
+const UPLOAD_METADATA: HeaderName = HeaderName::from_static("upload-metadata");
+const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
+const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
+const METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
+
+/// What the server supports: 204 with the tus capability headers.
+pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
+    let mut res = HttpResponse::NoContent();
+    res.insert_header((TUS_RESUMABLE, tus::VERSION))
+        .insert_header((TUS_VERSION, tus::VERSION))
+        .insert_header((TUS_EXTENSION, tus::EXTENSIONS))
+        .insert_header((TUS_MAX_SIZE, tus.max_upload_size().to_string()))
+        .insert_header((TUS_CHECKSUM_ALGORITHM, tus::CHECKSUM_ALGORITHMS));
+    res.finish()
+}
+
+/// Creation (and creation-with-upload).
+pub async fn create(
+    req: HttpRequest,
+    auth: Authenticated,
+    tus: web::Data<Tus>,
+    base: web::Data<PublicBase>,
+    body: web::Payload,
+) -> HttpResponse {
+    let owner = auth.0.user_id;
+    let result = async {
+        check_version(req.headers())?;
+        let length = match (
+            header_u64(req.headers(), &UPLOAD_LENGTH)?,
+            header_str(req.headers(), &UPLOAD_DEFER_LENGTH)?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(bad_header(
+                    "Upload-Defer-Length",
+                    "send either Upload-Length or Upload-Defer-Length, not both",
+                ));
+            }
+            (Some(l), None) => Some(l),
+            (None, Some("1")) => None,
+            (None, Some(_)) => {
+                return Err(bad_header("Upload-Defer-Length", "the only value is 1"));
+            }
+            (None, None) => {
+                return Err(tus::TusError::MissingHeader(
+                    "Upload-Length (or Upload-Defer-Length: 1)",
+                )
+                .into());
+            }
+        };
+        let metadata = Metadata::parse(header_str(req.headers(), &UPLOAD_METADATA)?.unwrap_or(""))?;
+        let with_body = is_offset_stream(req.headers());
+        // creation-with-upload: the checksum and length are checked before anything is created.
+        let checksum = if with_body {
+            checksum(req.headers())?
+        } else {
+            None
+        };
+        let upload = tus.create(owner, NewUpload { length, metadata }).await?;
+        Ok::<_, ApiError>((upload, with_body, checksum))
+    }
+    .await;
+    let (upload, with_body, checksum) = match result {
+        Ok(r) => r,
+        Err(e) => return failure(e),
+    };
+    let location = format!("{}/api/v1/tus/{}", base.0.trim_end_matches('/'), upload.id);
+    let upload = if with_body && upload.length != Some(0) {
+        let patch = PatchRequest {
+            offset: 0,
+            length: None,
+            content_length: content_length(req.headers()),
+            checksum,
+        };
+        match run_patch(tus, owner, upload.id, patch, body).await {
+            Ok(u) => u,
+            Err(e) => {
+                let mut res = failure(e);
+                insert(res.headers_mut(), header::LOCATION, &location);
+                return res;
+            }
+        }
+    } else {
+        upload
+    };
+    let mut res = HttpResponse::Created();
+    res.insert_header((TUS_RESUMABLE, tus::VERSION))
+        .insert_header((header::LOCATION, location));
+    if with_body {
+        res.insert_header((UPLOAD_OFFSET, upload.offset.to_string()));
+    }
+    if let Some(at) = upload.expires_at {
+        res.insert_header((UPLOAD_EXPIRES, http_date(at)));
+    }
+    res.finish()
+}
+
+/// An upload's offset, length and metadata.
+pub async fn head(
+    req: HttpRequest,
+    auth: Authenticated,
+    tus: web::Data<Tus>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        check_version(req.headers())?;
+        let id = upload_id(&id)?;
+        Ok::<_, ApiError>(tus.head(auth.0.user_id, id).await?)
+    }
+    .await;
+    let upload = match result {
+        Ok(u) => u,
+        Err(e) => return failure(e),
+    };
+    let mut res = HttpResponse::Ok();
+    res.insert_header((TUS_RESUMABLE, tus::VERSION))
+        .insert_header((UPLOAD_OFFSET, upload.offset.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    match upload.length {
+        Some(l) => res.insert_header((UPLOAD_LENGTH, l.to_string())),
+        None => res.insert_header((UPLOAD_DEFER_LENGTH, "1")),
+    };
+    if let Some(m) = &upload.metadata {
+        res.insert_header((UPLOAD_METADATA, m.as_str()));
+    }
+    if let Some(at) = upload.expires_at {
+        res.insert_header((UPLOAD_EXPIRES, http_date(at)));
+    }
+    res.finish()
+}
+
+/// Appends the body at `Upload-Offset`.
+pub async fn patch(
+    req: HttpRequest,
+    auth: Authenticated,
+    tus: web::Data<Tus>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    let owner = auth.0.user_id;
+    let parsed = async {
+        check_version(req.headers())?;
+        let id = upload_id(&id)?;
+        if !is_offset_stream(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("a PATCH body must be sent as {OFFSET_OCTET_STREAM}"),
+            ));
+        }
+        let offset = header_u64(req.headers(), &UPLOAD_OFFSET)?
+            .ok_or(tus::TusError::MissingHeader("Upload-Offset"))?;
+        let patch = PatchRequest {
+            offset,
+            length: header_u64(req.headers(), &UPLOAD_LENGTH)?,
+            content_length: content_length(req.headers()),
+            checksum: checksum(req.headers())?,
+        };
+        Ok::<_, ApiError>((id, patch))
+    }
+    .await;
+    let (id, patch) = match parsed {
+        Ok(p) => p,
+        Err(e) => return failure(e),
+    };
+    match run_patch(tus, owner, id, patch, body).await {
+        Ok(upload) => {
+            let mut res = HttpResponse::NoContent();
+            res.insert_header((TUS_RESUMABLE, tus::VERSION))
+                .insert_header((UPLOAD_OFFSET, upload.offset.to_string()));
+            if let Some(at) = upload.expires_at {
+                res.insert_header((UPLOAD_EXPIRES, http_date(at)));
+            }
+            res.finish()
+        }
+        Err(e) => failure(e),
+    }
+}
+
+/// Termination.
+pub async fn delete(
+    req: HttpRequest,
+    auth: Authenticated,
+    tus: web::Data<Tus>,
+    id: web::Path<String>,
+) -> HttpResponse {
+    let result = async {
+        check_version(req.headers())?;
+        let id = upload_id(&id)?;
+        Ok::<_, ApiError>(tus.terminate(auth.0.user_id, id).await?)
+    }
+    .await;
+    match result {
+        Ok(()) => HttpResponse::NoContent()
+            .insert_header((TUS_RESUMABLE, tus::VERSION))
+            .finish(),
+        Err(e) => failure(e),
+    }
+}
+
+/// `POST` with `X-HTTP-Method-Override`, for clients that cannot send
+/// PATCH or DELETE.
+pub async fn overridden(
+    req: HttpRequest,
+    auth: Authenticated,
+    tus: web::Data<Tus>,
+    id: web::Path<String>,
+    body: web::Payload,
+) -> HttpResponse {
+    let method = req
+        .headers()
+        .get(&METHOD_OVERRIDE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|m| Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok());
+    match method {
+        Some(Method::PATCH) => patch(req, auth, tus, id, body).await,
+        Some(Method::DELETE) => delete(req, auth, tus, id).await,
+        Some(Method::HEAD) => head(req, auth, tus, id).await,
+        _ => failure(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "POST on an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD",
+        )),
+    }
+}
+
+/// Runs the PATCH in its own task on this worker: if the client goes away
+/// the handler is dropped, but the task still acknowledges the bytes that
+/// arrived.
+async fn run_patch(
+    tus: web::Data<Tus>,
+    owner: Uuid,
+    id: Uuid,
+    patch: PatchRequest,
+    body: web::Payload,
+) -> Result<TusUpload, ApiError> {
+    let tus = tus.into_inner();
+    actix_web::rt::spawn(async move { tus.patch(owner, id, patch, body).await })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("the upload task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+/// An error answer that still speaks tus.
+fn failure(e: ApiError) -> HttpResponse {
+    let precondition = e.problem().status == StatusCode::PRECONDITION_FAILED.as_u16();
+    let mut res = HttpResponse::from_error(e);
+    insert(res.headers_mut(), TUS_RESUMABLE, tus::VERSION);
+    if precondition {
+        insert(res.headers_mut(), TUS_VERSION, tus::VERSION);
+    }
+    res
+}
+
+fn insert(headers: &mut HeaderMap, name: HeaderName, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(name, v);
+    }
+}
+
+fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
+    match headers.get(&TUS_RESUMABLE).and_then(|v| v.to_str().ok()) {
+        Some(v) if v.trim() == tus::VERSION => Ok(()),
+        Some(v) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_unsupported",
+            format!(
+                "Tus-Resumable {v:?} is not supported; this server speaks {}",
+                tus::VERSION
+            ),
+        )),
+        None => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "tus_version_missing",
+            format!("send Tus-Resumable: {}", tus::VERSION),
+        )),
+    }
+}
+
+fn upload_id(raw: &str) -> Result<Uuid, ApiError> {
+    // A malformed id names no upload.
+    Uuid::parse_str(raw).map_err(|_| {
+        ApiError::not_found("upload_not_found", format!("upload {raw:?} does not exist"))
+    })
+}
+
+fn is_offset_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_OCTET_STREAM))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(str::trim)
+                .map_err(|_| bad_header(name.as_str(), "it is not ASCII text"))
+        })
+        .transpose()
+}
+
+fn header_u64(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
+    header_str(headers, name)?
+        .map(|v| {
+            // Digits only: no sign, no spaces, no hex.
+            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad_header(
+                    name.as_str(),
+                    "it must be a non-negative integer",
+                ));
+            }
+            v.parse()
+                .map_err(|_| bad_header(name.as_str(), "the number is too large"))
+        })
+        .transpose()
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn checksum(headers: &HeaderMap) -> Result<Option<Checksum>, ApiError> {
+    Ok(header_str(headers, &UPLOAD_CHECKSUM)?
+        .map(Checksum::parse)
+        .transpose()?)
+}
+
+fn bad_header(name: &str, why: &str) -> ApiError {
+    ApiError::bad_request(
+        "invalid_header",
+        format!("the {name} header is malformed: {why}"),
+    )
+}
+
+/// RFC 9110's date format, as `Upload-Expires` wants.
+fn http_date(at: DateTime<Utc>) -> String {
+    at.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_http_dates() {
+        let at = DateTime::parse_from_rfc3339("2014-06-25T16:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(http_date(at), "Wed, 25 Jun 2014 16:00:00 GMT");
+    }
+}
