@@ -99,6 +99,8 @@ pub struct TestApp {
     /// The bucket object events name.
     pub bucket: String,
     pub data_dir: PathBuf,
+    /// The PostgreSQL database (services stack).
+    pub database_url: Option<String>,
 }
 
 impl Drop for TestApp {
@@ -211,6 +213,7 @@ async fn start(stack: Stack, options: &[(&str, &str)], shared: &Shared) -> TestA
         bus,
         bucket,
         data_dir,
+        database_url: shared.database_url.clone(),
     }
 }
 

@@ -208,3 +208,45 @@ async fn rate_limits_hold_across_instances() {
     let refused = apps[1].get_authed("/api/v1/me", &user.access_token).await;
     crate::helpers::assert_problem(refused, 429, "rate_limited").await;
 }
+
+#[actix_web::test]
+async fn a_tus_upload_alternates_between_instances_and_completes() {
+    if Stack::Services.skip() {
+        return;
+    }
+    use crate::tus::{create, offset_of, patch};
+    let apps = spawn_cluster(2, &[]).await;
+    let user = apps[0].new_user().await;
+    // 23 MiB in 2 MiB requests, each to the other instance than the last:
+    // parts are cut across requests and instances, the tail object and the
+    // SHA-256 state travel through S3 and PostgreSQL.
+    let bytes = random_bytes(23 << 20);
+    let url = create(&apps[0], &user, bytes.len() as u64, "both.bin").await;
+    let path = url.split_once("/api/").unwrap().1.to_owned();
+    let mut offset = 0u64;
+    for (i, chunk) in bytes.chunks(2 << 20).enumerate() {
+        let app = &apps[(i + 1) % 2];
+        let here = app.url(&format!("/api/{path}"));
+        assert_eq!(offset_of(app, &user, &here).await, offset);
+        let res = patch(app, &user, &here, offset, chunk.to_vec(), &[]).await;
+        assert_eq!(res.status(), 204, "request {i}: {:?}", res.text().await);
+        offset += chunk.len() as u64;
+    }
+    let upload_id = path.rsplit('/').next().unwrap();
+    let session: Value = apps[1]
+        .get_authed(&format!("/api/v1/uploads/{upload_id}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["state"], "completed");
+    let file_id = session["file_id"].as_str().unwrap();
+    let file: Value = apps[0]
+        .get_file(&user.access_token, file_id)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["sha256"], crate::helpers::sha256_hex(&bytes));
+    assert_eq!(apps[1].download(&user.access_token, file_id).await, bytes);
+}

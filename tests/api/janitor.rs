@@ -108,7 +108,7 @@ async fn expired_files_move_to_the_trash(stack: Stack) {
 }
 
 /// The test's S3 bucket, reached directly (services stack only).
-fn s3_bucket(app: &TestApp) -> Box<s3::Bucket> {
+pub(crate) fn s3_bucket(app: &TestApp) -> Box<s3::Bucket> {
     use s3::creds::Credentials;
     use s3::{Bucket, Region};
     let region = Region::Custom {
@@ -129,7 +129,7 @@ fn s3_bucket(app: &TestApp) -> Box<s3::Bucket> {
 }
 
 /// Multipart uploads the store still holds for this key prefix (S3 only).
-async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
+pub(crate) async fn s3_multipart_uploads(app: &TestApp, prefix: &str) -> usize {
     let bucket = s3_bucket(app);
     // ListMultipartUploads, signed by rust-s3 (whose own parser wants a
     // StorageClass that SeaweedFS leaves out).

@@ -14,4 +14,5 @@ mod multipart;
 mod ops;
 mod sharing;
 mod trash;
+mod tus;
 mod uploads;
