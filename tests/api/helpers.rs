@@ -217,6 +217,39 @@ async fn start(stack: Stack, options: &[(&str, &str)], shared: &Shared) -> TestA
     }
 }
 
+/// Settings (environment variables) for a server process of its own on the
+/// services stack: a fresh database, bucket and ingest subject.
+pub async fn fresh_service_settings() -> Vec<(String, String)> {
+    let run = Uuid::new_v4().simple().to_string();
+    vec![
+        (
+            "STOWAGE_DATABASE_URL".into(),
+            fresh_postgres_database().await,
+        ),
+        (
+            "STOWAGE_S3_ENDPOINT".into(),
+            env("STOWAGE_TEST_S3_ENDPOINT"),
+        ),
+        (
+            "STOWAGE_S3_BUCKET".into(),
+            format!("stowage-t-{}", &run[..20]),
+        ),
+        (
+            "AWS_ACCESS_KEY_ID".into(),
+            env("STOWAGE_TEST_S3_ACCESS_KEY"),
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY".into(),
+            env("STOWAGE_TEST_S3_SECRET_KEY"),
+        ),
+        ("STOWAGE_NATS_URL".into(), env("STOWAGE_TEST_NATS_URL")),
+        (
+            "STOWAGE_NATS_INGEST_SUBJECT".into(),
+            format!("stowage.t{run}.ingest"),
+        ),
+    ]
+}
+
 /// Creates an empty database on the test PostgreSQL server; returns its URL.
 async fn fresh_postgres_database() -> String {
     let admin_url = std::env::var("STOWAGE_TEST_DATABASE_URL").expect("STOWAGE_TEST_DATABASE_URL");

@@ -1,0 +1,472 @@
+//! A 1 GiB file through tus and through presigned multipart, with the
+//! server killed (`kill -9`) halfway and started again: the client resumes
+//! and the stored file has the source's SHA-256. The real binary runs here,
+//! not the in-process app, so the kill is a real one.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::helpers::{JWT_SECRET, PASSWORD, Stack, fresh_service_settings};
+
+crate::on_both_stacks!(
+    a_1gib_tus_upload_survives_kill_9,
+    a_1gib_multipart_upload_survives_kill_9,
+);
+
+const MIB: u64 = 1 << 20;
+const SIZE: u64 = 1 << 30;
+const OCTETS: &str = "application/offset+octet-stream";
+
+/// Block `i` of the test file: a fixed random MiB with its index in front,
+/// so that a misplaced block changes the hash.
+struct Source {
+    block: Vec<u8>,
+}
+
+impl Source {
+    fn new() -> Self {
+        Self {
+            block: crate::helpers::random_bytes(MIB as usize),
+        }
+    }
+
+    fn block(&self, i: u64) -> Bytes {
+        let mut b = self.block.clone();
+        b[..8].copy_from_slice(&i.to_le_bytes());
+        Bytes::from(b)
+    }
+
+    /// Bytes `from..to` (MiB-aligned `from`), as a stream of MiB blocks.
+    fn stream(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let blocks: Vec<Bytes> = (from / MIB..to.div_ceil(MIB))
+            .map(|i| {
+                let b = self.block(i);
+                let start = if i == from / MIB {
+                    (from % MIB) as usize
+                } else {
+                    0
+                };
+                let end = Ord::min(MIB, to - i * MIB) as usize;
+                b.slice(start..end)
+            })
+            .collect();
+        futures_util::stream::iter(blocks.into_iter().map(Ok))
+    }
+
+    fn sha256(&self) -> String {
+        let mut sha = Sha256::new();
+        for i in 0..SIZE / MIB {
+            sha.update(self.block(i));
+        }
+        hex::encode(sha.finalize())
+    }
+}
+
+/// The `stowage` binary, started (and restarted) on one data dir and, on
+/// the services stack, one database and bucket.
+struct Server {
+    child: Child,
+    base: String,
+    data_dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Server {
+    async fn start(stack: Stack) -> Self {
+        let data_dir = std::env::temp_dir().join(format!("stowage-crash-{}", uuid::Uuid::new_v4()));
+        let mut env: Vec<(String, String)> = vec![
+            ("STOWAGE_DATA_DIR".into(), data_dir.display().to_string()),
+            ("STOWAGE_JWT_SECRET".into(), JWT_SECRET.into()),
+            ("STOWAGE_PBKDF2_ROUNDS".into(), "1000".into()),
+        ];
+        if stack == Stack::Services {
+            env.extend(fresh_service_settings().await);
+        }
+        let (child, base) = spawn(&env, "127.0.0.1:0");
+        Self {
+            child,
+            base,
+            data_dir,
+            env,
+        }
+    }
+
+    fn kill_9(&mut self) {
+        let status = Command::new("kill")
+            .args(["-KILL", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.child.wait().unwrap();
+    }
+
+    /// Starts again on the same address.
+    fn restart(&mut self) {
+        let listen = self.base.trim_start_matches("http://").to_owned();
+        let (child, base) = spawn(&self.env, &listen);
+        self.child = child;
+        self.base = base;
+    }
+
+    /// Peak resident memory so far, in bytes.
+    fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+fn spawn(env: &[(String, String)], listen: &str) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STOWAGE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let mut child = cmd
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("STOWAGE_LISTEN", listen)
+        .env("STOWAGE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        assert!(Instant::now() < deadline, "the server did not start");
+        let line = lines.next().expect("the server exited early").unwrap();
+        if let Ok(v) = serde_json::from_str::<Value>(&line)
+            && v["message"] == "stowage listening"
+        {
+            break v["address"].as_str().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    (child, format!("http://{address}"))
+}
+
+async fn sign_up(client: &reqwest::Client, base: &str) -> String {
+    let res = client
+        .post(format!("{base}/api/v1/auth/signup"))
+        .json(&json!({"email": "crash@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let session: Value = res.json().await.unwrap();
+    session["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The file's recorded SHA-256 and the SHA-256 of its downloaded bytes.
+async fn stored_digests(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    file: &str,
+) -> (String, String) {
+    let meta: Value = client
+        .get(format!("{base}/api/v1/files/{file}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["status"], "available", "{meta}");
+    assert_eq!(meta["size"], SIZE);
+    let res = client
+        .get(format!("{base}/api/v1/files/{file}/content"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    let mut body = client.get(location).send().await.unwrap().bytes_stream();
+    let mut sha = Sha256::new();
+    while let Some(chunk) = body.next().await {
+        sha.update(chunk.unwrap());
+    }
+    (
+        meta["sha256"].as_str().unwrap_or_default().to_owned(),
+        hex::encode(sha.finalize()),
+    )
+}
+
+fn client() -> reqwest::Client {
+    // No pooled connections: none may outlive the killed server.
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap()
+}
+
+async fn a_1gib_tus_upload_survives_kill_9(stack: Stack) {
+    let source = Source::new();
+    let expected = source.sha256();
+    let mut server = Server::start(stack).await;
+    let client = client();
+    let token = sign_up(&client, &server.base).await;
+    let res = client
+        .post(format!("{}/api/v1/tus", server.base))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", SIZE.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let path = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .split_once("/api/")
+        .unwrap()
+        .1
+        .to_owned();
+
+    // The whole file in one PATCH; the server dies when 400 MiB have gone.
+    let sent = 400 * MIB;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(2);
+    let request = client
+        .patch(format!("{}/api/{path}", server.base))
+        .bearer_auth(&token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", OCTETS)
+        .header("Content-Length", SIZE.to_string())
+        .body(reqwest::Body::wrap_stream(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|item| (item, rx)) },
+        )))
+        .send();
+    let request = tokio::spawn(request);
+    let mut blocks = source.stream(0, sent);
+    while let Some(block) = blocks.next().await {
+        tx.send(block).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill_9();
+    drop(tx);
+    // The request died with the server.
+    let _ = request.await;
+
+    server.restart();
+    let head = |base: String| {
+        let (client, token, path) = (client.clone(), token.clone(), path.clone());
+        async move {
+            let res = client
+                .head(format!("{base}/api/{path}"))
+                .bearer_auth(&token)
+                .header("Tus-Resumable", "1.0.0")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            res.headers()["upload-offset"]
+                .to_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+        }
+    };
+    let offset = head(server.base.clone()).await;
+    assert!(
+        offset <= sent,
+        "offset {offset} beyond the {sent} bytes sent"
+    );
+    assert!(offset > 0, "nothing of 400 MiB was acknowledged");
+    if stack == Stack::Embedded {
+        // Never more acknowledged than stored.
+        let staged = std::fs::metadata(
+            server
+                .data_dir
+                .join("blobs/staging")
+                .join(path.rsplit('/').next().unwrap()),
+        )
+        .unwrap()
+        .len();
+        assert!(offset <= staged, "offset {offset}, staged {staged}");
+    }
+
+    // Resume from the acknowledged offset. On PostgreSQL the dead
+    // instance's lease on the upload runs out first (423 until then).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let offset = head(server.base.clone()).await;
+        let res = client
+            .patch(format!("{}/api/{path}", server.base))
+            .bearer_auth(&token)
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Offset", offset.to_string())
+            .header("Content-Type", OCTETS)
+            .header("Content-Length", (SIZE - offset).to_string())
+            .body(reqwest::Body::wrap_stream(source.stream(offset, SIZE)))
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 204 {
+            assert_eq!(res.headers()["upload-offset"], SIZE.to_string().as_str());
+            break;
+        }
+        assert_eq!(res.status(), 423, "{:?}", res.text().await);
+        assert!(Instant::now() < deadline, "the upload stayed locked");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let rss = server.peak_rss();
+    eprintln!("peak RSS during the resumed 1 GiB PATCH: {} MiB", rss / MIB);
+    if stack == Stack::Embedded {
+        // The body streams: memory does not follow the file's size.
+        assert!(rss < 128 * MIB, "peak RSS {} MiB", rss / MIB);
+    }
+    let id = path.rsplit('/').next().unwrap();
+    let session: Value = client
+        .get(format!("{}/api/v1/uploads/{id}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["state"], "completed");
+    let (recorded, downloaded) = stored_digests(
+        &client,
+        &server.base,
+        &token,
+        session["file_id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(recorded, expected);
+    assert_eq!(downloaded, expected);
+}
+
+async fn a_1gib_multipart_upload_survives_kill_9(stack: Stack) {
+    let source = Source::new();
+    let expected = source.sha256();
+    let mut server = Server::start(stack).await;
+    let client = client();
+    let token = sign_up(&client, &server.base).await;
+    let part_size = 64 * MIB;
+    let res = client
+        .post(format!("{}/api/v1/uploads/multipart", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "big.bin", "size": SIZE, "part_size": part_size}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let created: Value = res.json().await.unwrap();
+    let upload = created["upload_id"].as_str().unwrap().to_owned();
+    let file = created["file"]["id"].as_str().unwrap().to_owned();
+    let parts = SIZE / part_size;
+    let put_part = |base: String, n: u64| {
+        let (client, token, upload) = (client.clone(), token.clone(), upload.clone());
+        let body = source.stream((n - 1) * part_size, n * part_size);
+        async move {
+            let ticket: Value = client
+                .get(format!(
+                    "{base}/api/v1/uploads/multipart/{upload}/parts/{n}"
+                ))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let mut req = client.put(ticket["url"].as_str().unwrap());
+            for (k, v) in ticket["headers"].as_object().unwrap() {
+                req = req.header(k.as_str(), v.as_str().unwrap());
+            }
+            let res = req
+                .body(reqwest::Body::wrap_stream(body))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "part {n}: {:?}", res.text().await);
+        }
+    };
+    for n in 1..=parts / 2 {
+        put_part(server.base.clone(), n).await;
+    }
+    server.kill_9();
+    server.restart();
+    let listed: Value = client
+        .get(format!(
+            "{}/api/v1/uploads/multipart/{upload}/parts",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = listed["parts"].as_array().unwrap().clone();
+    assert_eq!(listed.len() as u64, parts / 2, "{listed:?}");
+    for n in parts / 2 + 1..=parts {
+        put_part(server.base.clone(), n).await;
+    }
+    let listed: Value = client
+        .get(format!(
+            "{}/api/v1/uploads/multipart/{upload}/parts",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let claimed: Vec<Value> = listed["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| json!({"part_number": p["part_number"], "etag": p["etag"]}))
+        .collect();
+    let res = client
+        .post(format!(
+            "{}/api/v1/uploads/multipart/{upload}/complete",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .json(&json!({ "parts": claimed }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let (recorded, downloaded) = stored_digests(&client, &server.base, &token, &file).await;
+    if !recorded.is_empty() {
+        assert_eq!(recorded, expected);
+    }
+    assert_eq!(downloaded, expected);
+}
