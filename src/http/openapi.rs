@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, multipart, ops, shares, uploads};
+use super::routes::{account, auth, files, multipart, ops, shares, tus, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,11 @@ use super::routes::{account, auth, files, multipart, ops, shares, uploads};
         multipart::abort,
         multipart::list_sessions,
         multipart::get_session,
+        tus::options,
+        tus::create,
+        tus::head,
+        tus::patch,
+        tus::delete,
         files::list,
         files::get,
         files::patch,

@@ -90,6 +90,11 @@ async fn openapi_describes_every_api_route(stack: Stack) {
         ("/api/v1/auth/refresh", "post"),
         ("/api/v1/auth/logout", "post"),
         ("/api/v1/me", "get"),
+        ("/api/v1/tus", "options"),
+        ("/api/v1/tus", "post"),
+        ("/api/v1/tus/{id}", "head"),
+        ("/api/v1/tus/{id}", "patch"),
+        ("/api/v1/tus/{id}", "delete"),
         ("/api/v1/openapi.json", "get"),
     ] {
         assert!(

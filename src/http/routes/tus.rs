@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, Problem};
 
 const OFFSET_OCTET_STREAM: &str = "application/offset+octet-stream";
 
@@ -29,7 +29,10 @@ const UPLOAD_EXPIRES: HeaderName = HeaderName::from_static("upload-expires");
 const UPLOAD_CHECKSUM: HeaderName = HeaderName::from_static("upload-checksum");
 const METHOD_OVERRIDE: HeaderName = HeaderName::from_static("x-http-method-override");
 
-/// What the server supports: 204 with the tus capability headers.
+/// What the server supports: 204 with `Tus-Version`, `Tus-Extension`,
+/// `Tus-Max-Size` and `Tus-Checksum-Algorithm`. No token needed.
+#[utoipa::path(options, path = "/api/v1/tus", tag = "uploads",
+    responses((status = 204, description = "tus capabilities in the headers")))]
 pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
     let mut res = HttpResponse::NoContent();
     res.insert_header((TUS_RESUMABLE, tus::VERSION))
@@ -40,7 +43,17 @@ pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
     res.finish()
 }
 
-/// Creation (and creation-with-upload).
+/// Create a tus upload (`Upload-Length` or `Upload-Defer-Length: 1`,
+/// `Upload-Metadata` with `filename`/`name` and `filetype`/`type`); with
+/// `Content-Type: application/offset+octet-stream` the body is its first bytes.
+#[utoipa::path(post, path = "/api/v1/tus", tag = "uploads", security(("bearer" = [])),
+    params(("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Length" = Option<u64>, Header), ("Upload-Defer-Length" = Option<String>, Header),
+        ("Upload-Metadata" = Option<String>, Header), ("Upload-Checksum" = Option<String>, Header)),
+    responses((status = 201, description = "`Location` of the upload, `Upload-Expires`, `Upload-Offset` with a body"),
+        (status = 400, body = Problem), (status = 409, body = Problem, description = "`name_taken`"),
+        (status = 412, body = Problem, description = "missing or unsupported `Tus-Resumable`"),
+        (status = 413, body = Problem), (status = 460, body = Problem, description = "`checksum_mismatch`")))]
 pub async fn create(
     req: HttpRequest,
     auth: Authenticated,
@@ -120,7 +133,13 @@ pub async fn create(
     res.finish()
 }
 
-/// An upload's offset, length and metadata.
+/// An upload's `Upload-Offset`, `Upload-Length` (or `Upload-Defer-Length`),
+/// `Upload-Metadata` and `Upload-Expires`.
+#[utoipa::path(head, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses((status = 200, description = "the upload's state in the headers"),
+        (status = 404, body = Problem), (status = 410, body = Problem, description = "`upload_expired`"),
+        (status = 412, body = Problem)))]
 pub async fn head(
     req: HttpRequest,
     auth: Authenticated,
@@ -154,7 +173,18 @@ pub async fn head(
     res.finish()
 }
 
-/// Appends the body at `Upload-Offset`.
+/// Append the body (`application/offset+octet-stream`) at `Upload-Offset`.
+#[utoipa::path(patch, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+        ("Upload-Offset" = u64, Header), ("Upload-Length" = Option<u64>, Header, description = "for a deferred length"),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>`")),
+    responses((status = 204, description = "`Upload-Offset` and `Upload-Expires`"),
+        (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`offset_mismatch`"),
+        (status = 410, body = Problem, description = "`upload_expired`"), (status = 412, body = Problem),
+        (status = 413, body = Problem), (status = 415, body = Problem),
+        (status = 423, body = Problem, description = "`upload_locked`: another request holds it; retry"),
+        (status = 460, body = Problem, description = "`checksum_mismatch`: the chunk was discarded")))]
 pub async fn patch(
     req: HttpRequest,
     auth: Authenticated,
@@ -202,7 +232,11 @@ pub async fn patch(
     }
 }
 
-/// Termination.
+/// Terminate an unfinished upload: its bytes and its pending file go.
+#[utoipa::path(delete, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    responses((status = 204), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "`upload_completed`"), (status = 412, body = Problem)))]
 pub async fn delete(
     req: HttpRequest,
     auth: Authenticated,
