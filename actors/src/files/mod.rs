@@ -688,8 +688,24 @@ pub(crate) async fn mark_available(
     if files_and_digests.is_empty() {
         return Ok(Vec::new());
     }
-    let at = now();
     let txn = db.begin().await?;
+    let changed = mark_available_in(&txn, files_and_digests, true).await?;
+    txn.commit().await?;
+    for f in &changed {
+        crate::metrics::upload_completed(kind.as_str(), u64::try_from(f.size).unwrap_or(0));
+    }
+    Ok(changed)
+}
+
+/// [`mark_available`] inside the caller's transaction; counts nothing.
+/// `direct_sessions`: also complete the files' direct-upload sessions (a
+/// caller that finishes its own session passes `false`).
+pub(crate) async fn mark_available_in(
+    txn: &impl ConnectionTrait,
+    files_and_digests: &[(Uuid, Option<String>)],
+    direct_sessions: bool,
+) -> Result<Vec<files::Model>, FileError> {
+    let at = now();
     let mut changed = Vec::with_capacity(files_and_digests.len());
     // One statement for the files without a new digest, one per file with one.
     let plain: Vec<Uuid> = files_and_digests
@@ -711,7 +727,7 @@ pub(crate) async fn mark_available(
         changed.extend(
             pending(files::Entity::update_many())
                 .filter(files::Column::Id.is_in(chunk.iter().copied()))
-                .exec_with_returning(&txn)
+                .exec_with_returning(txn)
                 .await?,
         );
     }
@@ -720,12 +736,12 @@ pub(crate) async fn mark_available(
             pending(files::Entity::update_many())
                 .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
                 .filter(files::Column::Id.eq(*id))
-                .exec_with_returning(&txn)
+                .exec_with_returning(txn)
                 .await?,
         );
     }
     let ids: Vec<Uuid> = changed.iter().map(|f| f.id).collect();
-    for chunk in ids.chunks(1000) {
+    for chunk in ids.chunks(1000).filter(|_| direct_sessions) {
         upload_sessions::Entity::update_many()
             .col_expr(
                 upload_sessions::Column::State,
@@ -735,12 +751,8 @@ pub(crate) async fn mark_available(
             .filter(upload_sessions::Column::FileId.is_in(chunk.iter().copied()))
             .filter(upload_sessions::Column::Kind.eq(UploadKind::Direct))
             .filter(upload_sessions::Column::State.eq(UploadState::Active))
-            .exec(&txn)
+            .exec(txn)
             .await?;
-    }
-    txn.commit().await?;
-    for f in &changed {
-        crate::metrics::upload_completed(kind.as_str(), u64::try_from(f.size).unwrap_or(0));
     }
     Ok(changed)
 }

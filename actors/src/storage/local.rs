@@ -578,8 +578,9 @@ impl LocalStore {
     }
 
     /// Makes a finished upload's staged file the object at `key` (a rename:
-    /// no byte is copied) and announces it as MinIO would a completed
-    /// multipart upload. `sha256` was computed while the bytes arrived.
+    /// no byte is copied). `sha256` was computed while the bytes arrived.
+    /// No object-created event: the server finished this upload itself and
+    /// marks the file available in the same breath.
     pub async fn adopt_staged(
         &self,
         upload: uuid::Uuid,
@@ -590,14 +591,8 @@ impl LocalStore {
     ) -> Result<ObjectMeta, StorageError> {
         let object_path = self.object_path(key)?;
         let meta_path = self.meta_path(key)?;
-        for parent in [object_path.parent(), meta_path.parent()]
-            .into_iter()
-            .flatten()
-        {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::unavailable)?;
-        }
+        let staged = self.staging_path(upload);
+        let tmp = self.tmp.join(format!("{}.tmp", uuid::Uuid::new_v4()));
         let meta = StoredMeta {
             size,
             // Opaque, like any ETag; the upload never had an MD5.
@@ -605,15 +600,29 @@ impl LocalStore {
             sha256: sha256.to_owned(),
             content_type: Some(content_type.to_owned()),
         };
-        // Metadata first: an object never appears without it.
         let json = serde_json::to_vec(&meta).map_err(StorageError::unavailable)?;
-        write_atomically(&self.tmp, &meta_path, &json).await?;
-        tokio::fs::rename(self.staging_path(upload), &object_path)
-            .await
-            .map_err(StorageError::unavailable)?;
-        Ok(self
-            .announce(minio::COMPLETE_MULTIPART, key, meta, "", "stowage")
-            .await)
+        // One trip to the blocking pool for the few file-system calls.
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            for parent in [object_path.parent(), meta_path.parent()]
+                .into_iter()
+                .flatten()
+            {
+                std::fs::create_dir_all(parent)?;
+            }
+            // Metadata first: an object never appears without it.
+            std::fs::write(&tmp, &json)?;
+            std::fs::rename(&tmp, &meta_path)?;
+            std::fs::rename(&staged, &object_path)
+        })
+        .await
+        .map_err(StorageError::unavailable)?
+        .map_err(StorageError::unavailable)?;
+        Ok(ObjectMeta {
+            size: meta.size,
+            etag: Some(meta.etag),
+            content_type: meta.content_type,
+            sha256: Some(meta.sha256),
+        })
     }
 
     /// Opens an object for reading.

@@ -3,15 +3,18 @@
 //! writes and SHA-256 never block the HTTP workers, and the next chunk is
 //! read from the socket while this one is written.
 //!
-//! Each message carries the upload's [`Sink`] there and back: the actor
-//! keeps no state, and one upload never has two messages in flight, so its
-//! bytes are written in order.
+//! Each message carries what it works on there and back (the hashers, the
+//! staging file or part buffer): the actor keeps no state. A piece of the
+//! body goes out as two messages at once, one hashing and one writing, on
+//! two threads; the next piece goes only when both are back, so an upload's
+//! bytes are written and hashed in order.
 
-use std::io::Write;
+use std::io::{IoSlice, Write as _};
+use std::sync::Arc;
 
 use actix::{Actor, Handler, Message, MessageResult, SyncContext};
 use bytes::{Bytes, BytesMut};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use super::headers::BodyHasher;
 
@@ -49,33 +52,87 @@ impl Actor for ChunkAssembler {
     type Context = SyncContext<Self>;
 }
 
-/// Take in a chunk of the request body.
-pub(crate) struct Absorb {
-    pub sink: Box<Sink>,
-    pub data: Bytes,
+/// A piece of the request body: the chunks as they came off the socket,
+/// never copied into one buffer.
+pub(crate) type Chunk = Arc<[Bytes]>;
+
+/// Hash a piece of the body. Sent side by side with [`Write`] for the same
+/// piece, so hashing and writing run on two threads at once.
+pub(crate) struct Digest {
+    pub sha256: Sha256,
+    pub checksum: Option<BodyHasher>,
+    /// Whether the whole-upload hash sees the bytes now (the local store)
+    /// or when a part is cut (S3).
+    pub whole: bool,
+    pub data: Chunk,
 }
 
-impl Message for Absorb {
-    type Result = std::io::Result<Box<Sink>>;
+impl Message for Digest {
+    type Result = (Sha256, Option<BodyHasher>);
 }
 
-impl Handler<Absorb> for ChunkAssembler {
-    type Result = std::io::Result<Box<Sink>>;
+impl Handler<Digest> for ChunkAssembler {
+    type Result = MessageResult<Digest>;
 
-    fn handle(&mut self, msg: Absorb, _: &mut SyncContext<Self>) -> Self::Result {
-        let Absorb { mut sink, data } = msg;
-        if let Some(checksum) = &mut sink.checksum {
-            checksum.update(&data);
-        }
-        match &mut sink.target {
-            Target::File(file) => {
-                sink.sha256.update(&data);
-                file.write_all(&data)?;
+    fn handle(&mut self, msg: Digest, _: &mut SyncContext<Self>) -> Self::Result {
+        let Digest {
+            mut sha256,
+            mut checksum,
+            whole,
+            data,
+        } = msg;
+        for piece in data.iter() {
+            if let Some(c) = &mut checksum {
+                c.update(piece);
             }
-            Target::Part(buf) => buf.extend_from_slice(&data),
+            if whole {
+                sha256.update(piece);
+            }
         }
-        Ok(sink)
+        MessageResult((sha256, checksum))
     }
+}
+
+/// Write a piece of the body to the upload's target.
+pub(crate) struct Write {
+    pub target: Target,
+    pub data: Chunk,
+}
+
+impl Message for Write {
+    type Result = std::io::Result<Target>;
+}
+
+impl Handler<Write> for ChunkAssembler {
+    type Result = std::io::Result<Target>;
+
+    fn handle(&mut self, msg: Write, _: &mut SyncContext<Self>) -> Self::Result {
+        let Write { mut target, data } = msg;
+        match &mut target {
+            Target::File(file) => write_all_vectored(file, &data)?,
+            Target::Part(buf) => {
+                for piece in data.iter() {
+                    buf.extend_from_slice(piece);
+                }
+            }
+        }
+        Ok(target)
+    }
+}
+
+/// One `writev` per piece of the body where the kernel takes it all.
+fn write_all_vectored(file: &mut std::fs::File, data: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = data.iter().map(|b| IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        match file.write_vectored(rest) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut rest, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// S3: a part was cut from the buffer; hash it into the whole upload.

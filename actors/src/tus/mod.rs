@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use actix::{Addr, SyncArbiter};
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
 use futures_util::{Stream, StreamExt};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -39,11 +40,11 @@ use uuid::Uuid;
 pub use assembly::ChunkAssembler;
 pub use headers::{Checksum, Metadata};
 
-use self::assembly::{Absorb, Seal, Sink, Target};
+use self::assembly::{Chunk, Digest as DigestPiece, Seal, Sink, Target, Write};
 use self::headers::resumable;
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, available_event, insert_file, mark_available};
+use crate::files::{FileError, available_event, insert_file, mark_available_in};
 use crate::storage::{Storage, StorageError, StoredPart, timed};
 use crate::time::now;
 use crate::uploads::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
@@ -56,7 +57,7 @@ pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 /// Bytes handed to the assembly actor at a time: large enough to keep the
 /// per-message cost small, small enough for a cold page cache (large
 /// `write()` calls into a cold cache are several times slower).
-const WRITE_SIZE: usize = 512 * 1024;
+const WRITE_SIZE: usize = 1024 * 1024;
 /// Without a checksum, progress inside one long request is acknowledged
 /// this often, so a crash loses at most this much.
 const CHECKPOINT_BYTES: u64 = 32 << 20;
@@ -341,7 +342,7 @@ impl Tus {
 
     /// The upload's offset and length.
     pub async fn head(&self, owner: Uuid, id: Uuid) -> Result<TusUpload, TusError> {
-        let session = self.session(owner, id).await?;
+        let (session, _) = self.session(owner, id).await?;
         Ok(TusUpload::of(&session))
     }
 
@@ -359,10 +360,15 @@ impl Tus {
         E: std::fmt::Display,
     {
         let inner = &self.inner;
-        // Checked before the session is held: a 404 or 410 needs no lock.
-        self.session(owner, id).await?;
-        let _hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
-        let mut session = self.session(owner, id).await?;
+        let hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
+        let (mut session, file) = match self.session(owner, id).await {
+            Ok(found) => found,
+            Err(e) => {
+                // No upload to serialise: its actor need not wait for the idle timer.
+                hold.forget();
+                return Err(e);
+            }
+        };
         if session.state == UploadState::Completed {
             return match session.size {
                 Some(l) if l as u64 == req.offset => Ok(TusUpload::of(&session)),
@@ -413,10 +419,6 @@ impl Tus {
         {
             self.declare_length(&mut session, l).await?;
         }
-        let file = files::Entity::find_by_id(session.file_id)
-            .one(&inner.db)
-            .await?
-            .ok_or(TusError::NotFound(id))?;
         let result = self.write(&session, &file, req, limit, body).await;
         self.drop_lease(id).await;
         let session = result?;
@@ -426,18 +428,13 @@ impl Tus {
     /// Ends an unfinished upload and removes everything it stored.
     pub async fn terminate(&self, owner: Uuid, id: Uuid) -> Result<(), TusError> {
         let inner = &self.inner;
-        let session = self.session(owner, id).await?;
+        let (session, file) = self.session(owner, id).await?;
         if session.state == UploadState::Completed {
             return Err(TusError::Completed(id));
         }
         let _hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
         self.take_lease(&session).await?;
-        let file = files::Entity::find_by_id(session.file_id)
-            .one(&inner.db)
-            .await?;
-        if let Some(file) = &file {
-            release_store(&inner.storage, &session, &file.object_key).await?;
-        }
+        release_store(&inner.storage, &session, &file.object_key).await?;
         crate::metrics::upload_failed("tus", "aborted");
         // The session and its parts go with the pending file (ON DELETE CASCADE).
         files::Entity::delete_many()
@@ -456,17 +453,23 @@ impl Tus {
         Ok(())
     }
 
-    /// The caller's tus upload; 410 once it expired.
-    async fn session(&self, owner: Uuid, id: Uuid) -> Result<upload_sessions::Model, TusError> {
-        let session = upload_sessions::Entity::find_by_id(id)
+    /// The caller's tus upload and its file (one query); 410 once it expired.
+    async fn session(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+    ) -> Result<(upload_sessions::Model, files::Model), TusError> {
+        let (session, file) = upload_sessions::Entity::find_by_id(id)
             .filter(upload_sessions::Column::OwnerId.eq(owner))
             .filter(upload_sessions::Column::Kind.eq(UploadKind::Tus))
+            .find_also_related(files::Entity)
             .one(&self.inner.db)
             .await?
             .ok_or(TusError::NotFound(id))?;
+        let file = file.ok_or(TusError::NotFound(id))?;
         match session.state {
             UploadState::Active if session.expires_at <= Utc::now() => Err(TusError::Gone(id)),
-            UploadState::Active | UploadState::Completed => Ok(session),
+            UploadState::Active | UploadState::Completed => Ok((session, file)),
             UploadState::Expired | UploadState::Aborted => Err(TusError::Gone(id)),
         }
     }
@@ -580,8 +583,9 @@ impl Tus {
         };
         // With the tail object's bytes back in the part buffer, the sink
         // has taken in everything up to the acknowledged offset.
-        let mut in_flight: Option<actix::dev::Request<ChunkAssembler, Absorb>> = None;
-        let mut buf = BytesMut::new();
+        let mut in_flight: Option<LocalBoxFuture<'_, Result<Box<Sink>, TusError>>> = None;
+        let mut buf: Vec<Bytes> = Vec::new();
+        let mut buffered = 0usize;
         let mut broke_off = false;
         loop {
             let chunk = match body.next().await {
@@ -593,7 +597,7 @@ impl Tus {
                 }
                 None => break,
             };
-            let received = start + progress.absorbed + buf.len() as u64 + chunk.len() as u64;
+            let received = start + progress.absorbed + (buffered + chunk.len()) as u64;
             if received > limit {
                 // Nothing of a body that overruns the upload is kept.
                 if let Some(pending) = in_flight.take() {
@@ -609,35 +613,30 @@ impl Tus {
                     },
                 });
             }
-            buf.extend_from_slice(&chunk);
-            if buf.len() >= WRITE_SIZE {
+            buffered += chunk.len();
+            buf.push(chunk);
+            if buffered >= WRITE_SIZE {
                 if let Some(pending) = in_flight.take() {
-                    let s: Box<Sink> = pending.await.map_err(anyhow::Error::from)??;
+                    let s = pending.await?;
                     sink = Some(
                         self.after_absorb(session, file, checked, s, &mut progress)
                             .await?,
                     );
                 }
-                let data = buf.split().freeze();
-                progress.absorbed += data.len() as u64;
+                progress.absorbed += std::mem::take(&mut buffered) as u64;
+                let data: Chunk = std::mem::take(&mut buf).into();
                 let s = sink.take().expect("the sink is back between messages");
-                in_flight = Some(inner.assembler.send(Absorb { sink: s, data }));
+                in_flight = Some(Box::pin(self.absorb(s, data)));
             }
         }
         if let Some(pending) = in_flight.take() {
-            let s: Box<Sink> = pending.await.map_err(anyhow::Error::from)??;
-            sink = Some(s);
+            sink = Some(pending.await?);
         }
         if !buf.is_empty() {
-            let data = buf.split().freeze();
-            progress.absorbed += data.len() as u64;
+            progress.absorbed += std::mem::take(&mut buffered) as u64;
+            let data: Chunk = std::mem::take(&mut buf).into();
             let s = sink.take().expect("the sink is back between messages");
-            let s: Box<Sink> = inner
-                .assembler
-                .send(Absorb { sink: s, data })
-                .await
-                .map_err(anyhow::Error::from)??;
-            sink = Some(s);
+            sink = Some(self.absorb(s, data).await?);
         }
         let mut sink = sink.expect("the sink is back at the end");
         if let Some(checksum) = sink.checksum.take() {
@@ -679,6 +678,39 @@ impl Tus {
             return Err(TusError::Interrupted(end - start));
         }
         Ok(session)
+    }
+
+    /// Hands a piece of the body to the assembly actor: hashing and writing
+    /// go out together and run side by side.
+    fn absorb(
+        &self,
+        sink: Box<Sink>,
+        data: Chunk,
+    ) -> impl std::future::Future<Output = Result<Box<Sink>, TusError>> + 'static {
+        let Sink {
+            sha256,
+            checksum,
+            target,
+        } = *sink;
+        let whole = matches!(target, Target::File(_));
+        let assembler = &self.inner.assembler;
+        let hashed = assembler.send(DigestPiece {
+            sha256,
+            checksum,
+            whole,
+            data: data.clone(),
+        });
+        let written = assembler.send(Write { target, data });
+        async move {
+            let (hashed, written) = futures_util::future::join(hashed, written).await;
+            let (sha256, checksum) = hashed.map_err(anyhow::Error::from)?;
+            let target = written.map_err(anyhow::Error::from)??;
+            Ok(Box::new(Sink {
+                sha256,
+                checksum,
+                target,
+            }))
+        }
     }
 
     /// After a chunk is in: on S3, store every full part; without a
@@ -882,11 +914,9 @@ impl Tus {
                 let Target::File(staged) = sink.target else {
                     unreachable!("the local store stages into a file")
                 };
-                // The bytes reach the disk before the file is acknowledged.
-                tokio::task::spawn_blocking(move || staged.sync_data())
-                    .await
-                    .map_err(anyhow::Error::from)?
-                    .map_err(StorageError::unavailable)?;
+                // Closed, not synced: like every acknowledged offset, the
+                // file survives the process, and the OS writes it back.
+                drop(staged);
                 let digest = hex::encode(sink.sha256.finalize());
                 timed(
                     "put_object",
@@ -957,15 +987,17 @@ impl Tus {
                 digest
             }
         };
-        let changed = mark_available(&inner.db, UploadKind::Tus, &[(file.id, Some(digest))])
-            .await
-            .map_err(TusError::File)?;
         let at = now();
         let txn = inner.db.begin().await?;
-        upload_parts::Entity::delete_many()
-            .filter(upload_parts::Column::SessionId.eq(session.id))
-            .exec(&txn)
-            .await?;
+        let changed = mark_available_in(&txn, &[(file.id, Some(digest))], false)
+            .await
+            .map_err(TusError::File)?;
+        if progress.parts > 0 {
+            upload_parts::Entity::delete_many()
+                .filter(upload_parts::Column::SessionId.eq(session.id))
+                .exec(&txn)
+                .await?;
+        }
         let done = upload_sessions::Entity::update_many()
             .col_expr(
                 upload_sessions::Column::State,
@@ -988,6 +1020,10 @@ impl Tus {
         txn.commit().await?;
         metrics::counter!(crate::metrics::UPLOAD_BYTES_TOTAL, "kind" => "tus")
             .increment(length.saturating_sub(progress.committed));
+        if !changed.is_empty() {
+            // Its bytes were counted as they were acknowledged.
+            crate::metrics::upload_completed("tus", 0);
+        }
         for f in &changed {
             inner.bus.publish(available_event(f)).await;
         }
@@ -1016,7 +1052,11 @@ impl Tus {
                         .write(true)
                         .open(path)?;
                     // A crash may have left bytes that were never acknowledged.
-                    f.set_len(offset)?;
+                    // (Only then: truncating can wait for the page cache's
+                    // writeback of the file's last page.)
+                    if f.metadata()?.len() != offset {
+                        f.set_len(offset)?;
+                    }
                     f.seek(SeekFrom::Start(offset))?;
                     Ok(f)
                 })

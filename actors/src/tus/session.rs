@@ -69,6 +69,13 @@ pub(crate) struct Hold {
     addr: Addr<UploadSession>,
 }
 
+impl Hold {
+    /// Releases the upload and stops its actor now (there was no upload).
+    pub fn forget(self) {
+        self.addr.do_send(Stop);
+    }
+}
+
 impl Drop for Hold {
     fn drop(&mut self) {
         self.addr.do_send(Release);
@@ -146,6 +153,20 @@ impl Handler<Release> for UploadSession {
     fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
         self.busy = false;
         self.arm_idle_timer(ctx);
+    }
+}
+
+struct Stop;
+
+impl Message for Stop {
+    type Result = ();
+}
+
+impl Handler<Stop> for UploadSession {
+    type Result = ();
+
+    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
     }
 }
 
