@@ -4,6 +4,7 @@
 //! errors onto routes and problem+json.
 
 pub mod accounts;
+pub mod circuit;
 pub mod domain;
 pub mod events;
 pub mod files;

@@ -20,6 +20,7 @@ pub const UPLOADS_COMPLETED_TOTAL: &str = "stowage_uploads_completed_total";
 pub const UPLOADS_FAILED_TOTAL: &str = "stowage_uploads_failed_total";
 pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
 pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
+pub const CIRCUIT_OPEN: &str = "stowage_circuit_open";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -76,7 +77,7 @@ pub fn describe() {
     describe_counter!(
         UPLOAD_BYTES_TOTAL,
         Unit::Bytes,
-        "Bytes of finished uploads, by kind (direct, multipart, tus)"
+        "Bytes received by uploads, by kind (direct, multipart: when finished; tus: as each offset is acknowledged)"
     );
     describe_gauge!(
         UPLOADS_ACTIVE,
@@ -103,6 +104,26 @@ pub fn describe() {
         Unit::Seconds,
         "Duration of object-store calls, by operation"
     );
+    describe_gauge!(
+        CIRCUIT_OPEN,
+        Unit::Count,
+        "1 while the circuit breaker to a dependency (s3, nats) is open, else 0"
+    );
+    // Closed label sets start at zero, so dashboards and alerts see every
+    // series before the first event happens.
+    for actor in ["ingest", "janitor", "sharing"] {
+        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(0);
+    }
+    for dependency in ["s3", "nats"] {
+        metrics::gauge!(CIRCUIT_OPEN, "dependency" => dependency).set(0.0);
+    }
+    for scope in ["auth", "api"] {
+        metrics::counter!(RATE_LIMITED_TOTAL, "scope" => scope).increment(0);
+    }
+    for kind in ["direct", "multipart", "tus"] {
+        metrics::counter!(UPLOAD_BYTES_TOTAL, "kind" => kind).increment(0);
+        metrics::counter!(UPLOADS_COMPLETED_TOTAL, "kind" => kind).increment(0);
+    }
 }
 
 /// Counts a finished upload of `bytes` bytes.

@@ -395,6 +395,18 @@ impl From<TusError> for ApiError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
+        if let StorageError::CircuitOpen(open) = &e {
+            let mut err = Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                format!(
+                    "the object store has been failing, so this call was not tried; retry in {} s",
+                    open.retry_after.as_secs()
+                ),
+            );
+            err.retry_after = Some(open.retry_after.as_secs());
+            return err;
+        }
         tracing::error!(error = ?e, "object store call failed");
         let mut err = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -90,6 +90,8 @@ struct NatsTransport {
     jetstream: jetstream::Context,
     ingest_subject: String,
     stream: String,
+    /// Around publishing: a NATS that stops answering fails fast.
+    circuit: crate::circuit::Circuit,
 }
 
 impl EventBus {
@@ -133,6 +135,7 @@ impl EventBus {
             jetstream,
             ingest_subject: ingest_subject.to_owned(),
             stream,
+            circuit: crate::circuit::Circuit::new("nats"),
         }))))
     }
 
@@ -158,13 +161,19 @@ impl EventBus {
                 .send(Inbound::in_process(Bytes::from(payload), 1))
                 .map_err(|_| anyhow::anyhow!("the in-process bus is closed")),
             Transport::Nats(nats) => {
-                nats.jetstream
-                    .publish(nats.ingest_subject.clone(), Bytes::from(payload))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
-                    .await
-                    .map_err(|e| anyhow::anyhow!("JetStream did not store the event: {e}"))?;
-                Ok(())
+                nats.circuit.allow()?;
+                let stored = async {
+                    nats.jetstream
+                        .publish(nats.ingest_subject.clone(), Bytes::from(payload))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .await
+                        .map_err(|e| anyhow::anyhow!("JetStream did not store the event: {e}"))?;
+                    Ok(())
+                }
+                .await;
+                nats.circuit.record(stored.is_ok());
+                stored
             }
         }
     }
@@ -175,11 +184,18 @@ impl EventBus {
         if let Transport::Nats(nats) = &self.inner.transport {
             let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
             match serde_json::to_vec(&event) {
-                Ok(body) => {
-                    if let Err(e) = nats.client.publish(subject, Bytes::from(body)).await {
-                        tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %e, "domain event not published");
+                Ok(body) => match nats.circuit.allow() {
+                    Err(open) => {
+                        tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %open, "domain event not published");
                     }
-                }
+                    Ok(()) => {
+                        let sent = nats.client.publish(subject, Bytes::from(body)).await;
+                        nats.circuit.record(sent.is_ok());
+                        if let Err(e) = sent {
+                            tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %e, "domain event not published");
+                        }
+                    }
+                },
                 Err(e) => tracing::error!(error = %e, "domain event not serialisable"),
             }
         }

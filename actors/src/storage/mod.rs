@@ -48,6 +48,9 @@ pub struct ObjectMeta {
 pub enum StorageError {
     #[error("the object store is unavailable: {0:#}")]
     Unavailable(#[source] anyhow::Error),
+    /// Recent calls failed; this one was not tried.
+    #[error(transparent)]
+    CircuitOpen(#[from] crate::circuit::Open),
 }
 
 impl StorageError {
@@ -99,7 +102,7 @@ impl Storage {
         content_type: &str,
         ttl: Duration,
     ) -> Result<PresignedRequest, StorageError> {
-        timed("presign_put", async {
+        self.call("presign_put", async {
             match self {
                 Storage::Local(s) => Ok(s.presign_put(key, size, content_type, ttl)),
                 Storage::S3(s) => s.presign_put(key, size, content_type, ttl).await,
@@ -117,7 +120,7 @@ impl Storage {
         content_disposition: &str,
         content_type: &str,
     ) -> Result<(String, DateTime<Utc>), StorageError> {
-        timed("presign_get", async {
+        self.call("presign_get", async {
             match self {
                 Storage::Local(s) => Ok(s.presign_get(key, ttl, content_disposition, content_type)),
                 Storage::S3(s) => {
@@ -131,7 +134,7 @@ impl Storage {
 
     /// The object's metadata, or `None` when there is no such object.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        timed("head", async {
+        self.call("head", async {
             match self {
                 Storage::Local(s) => s.head(key).await,
                 Storage::S3(s) => s.head(key).await,
@@ -143,7 +146,7 @@ impl Storage {
     /// The SHA-256 of the stored bytes: what the store recorded while
     /// writing, or computed by streaming the object.
     pub async fn sha256(&self, key: &str) -> Result<Option<String>, StorageError> {
-        timed("sha256", async {
+        self.call("sha256", async {
             match self {
                 Storage::Local(s) => s.sha256(key).await,
                 Storage::S3(s) => s.sha256(key).await,
@@ -153,7 +156,7 @@ impl Storage {
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        timed("delete", async {
+        self.call("delete", async {
             match self {
                 Storage::Local(s) => s.delete(key).await,
                 Storage::S3(s) => s.delete(key).await,
@@ -164,7 +167,7 @@ impl Storage {
 
     /// Deletes many objects (S3: DeleteObjects, 1,000 keys a request).
     pub async fn delete_many(&self, keys: &[String]) -> Result<DeleteReport, StorageError> {
-        timed("delete_many", async {
+        self.call("delete_many", async {
             match self {
                 Storage::Local(s) => s.delete_many(keys).await,
                 Storage::S3(s) => s.delete_many(keys).await,
@@ -179,7 +182,7 @@ impl Storage {
         key: &str,
         content_type: &str,
     ) -> Result<String, StorageError> {
-        timed("create_multipart", async {
+        self.call("create_multipart", async {
             match self {
                 Storage::Local(s) => s.create_multipart(key, content_type).await,
                 Storage::S3(s) => s.create_multipart(key, content_type).await,
@@ -197,7 +200,7 @@ impl Storage {
         size: u64,
         ttl: Duration,
     ) -> Result<PresignedRequest, StorageError> {
-        timed("presign_part", async {
+        self.call("presign_part", async {
             match self {
                 Storage::Local(s) => Ok(s.presign_part(key, upload_id, part, size, ttl)),
                 Storage::S3(s) => s.presign_part(key, upload_id, part, size, ttl).await,
@@ -212,7 +215,7 @@ impl Storage {
         key: &str,
         upload_id: &str,
     ) -> Result<Option<Vec<StoredPart>>, StorageError> {
-        timed("list_parts", async {
+        self.call("list_parts", async {
             match self {
                 Storage::Local(s) => s.list_parts(upload_id).await,
                 Storage::S3(s) => s.list_parts(key, upload_id).await,
@@ -228,7 +231,7 @@ impl Storage {
         upload_id: &str,
         parts: &[StoredPart],
     ) -> Result<(), StorageError> {
-        timed("complete_multipart", async {
+        self.call("complete_multipart", async {
             match self {
                 Storage::Local(s) => s.complete_multipart(key, upload_id, parts).await,
                 Storage::S3(s) => s.complete_multipart(key, upload_id, parts).await,
@@ -239,7 +242,7 @@ impl Storage {
 
     /// Drops a multipart upload and its parts; a missing one is fine.
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
-        timed("abort_multipart", async {
+        self.call("abort_multipart", async {
             match self {
                 Storage::Local(s) => s.abort_multipart(upload_id).await,
                 Storage::S3(s) => s.abort_multipart(key, upload_id).await,
@@ -255,7 +258,7 @@ impl Storage {
         prefix: &str,
         token: Option<String>,
     ) -> Result<(Vec<ListedObject>, Option<String>), StorageError> {
-        timed("list", async {
+        self.call("list", async {
             match self {
                 Storage::Local(s) => s.list_page(prefix, token).await,
                 Storage::S3(s) => s.list_page(prefix, token).await,
@@ -266,7 +269,7 @@ impl Storage {
 
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        timed("ping", async {
+        self.call("ping", async {
             match self {
                 Storage::Local(s) => s.ping().await,
                 Storage::S3(s) => s.ping().await,
@@ -276,7 +279,29 @@ impl Storage {
     }
 }
 
-pub(crate) async fn timed<T>(
+impl Storage {
+    /// Every call to the store: through S3's circuit breaker, counted and timed.
+    pub(crate) async fn call<T>(
+        &self,
+        op: &'static str,
+        f: impl Future<Output = Result<T, StorageError>>,
+    ) -> Result<T, StorageError> {
+        let circuit = match self {
+            Storage::S3(s) => Some(&s.circuit),
+            Storage::Local(_) => None,
+        };
+        if let Some(c) = circuit {
+            c.allow()?;
+        }
+        let result = timed(op, f).await;
+        if let Some(c) = circuit {
+            c.record(!matches!(result, Err(StorageError::Unavailable(_))));
+        }
+        result
+    }
+}
+
+async fn timed<T>(
     op: &'static str,
     f: impl Future<Output = Result<T, StorageError>>,
 ) -> Result<T, StorageError> {

@@ -30,6 +30,7 @@ pub struct S3Config {
 
 pub struct S3Store {
     bucket: Box<Bucket>,
+    pub(crate) circuit: crate::circuit::Circuit,
 }
 
 impl S3Store {
@@ -52,7 +53,10 @@ impl S3Store {
             .with_path_style()
             .with_request_timeout(Duration::from_secs(30))
             .context("S3 request timeout")?;
-        let store = Self { bucket };
+        let store = Self {
+            bucket,
+            circuit: crate::circuit::Circuit::new("s3"),
+        };
         if store.ping().await.is_err() {
             Bucket::create_with_path_style(
                 &config.bucket,

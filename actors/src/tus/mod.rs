@@ -45,7 +45,7 @@ use self::headers::resumable;
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{FileError, available_event, insert_file, mark_available_in};
-use crate::storage::{Storage, StorageError, StoredPart, timed};
+use crate::storage::{Storage, StorageError, StoredPart};
 use crate::time::now;
 use crate::uploads::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
 
@@ -663,11 +663,13 @@ impl Tus {
                     unreachable!("parts are cut on S3 only")
                 };
                 let key = tail_key(session.id);
-                timed(
-                    "put_object",
-                    s3.put_bytes(&key, part, "application/octet-stream"),
-                )
-                .await?;
+                inner
+                    .storage
+                    .call(
+                        "put_object",
+                        s3.put_bytes(&key, part, "application/octet-stream"),
+                    )
+                    .await?;
                 part.len() as u64
             }
             _ => 0,
@@ -819,17 +821,19 @@ impl Tus {
             }
         };
         let size = part.len() as u64;
-        let etag = timed(
-            "upload_part",
-            s3.upload_part(
-                &file.object_key,
-                &upload,
-                number,
-                Vec::from(part),
-                &file.content_type,
-            ),
-        )
-        .await?;
+        let etag = inner
+            .storage
+            .call(
+                "upload_part",
+                s3.upload_part(
+                    &file.object_key,
+                    &upload,
+                    number,
+                    Vec::from(part),
+                    &file.content_type,
+                ),
+            )
+            .await?;
         progress.parts = number;
         progress.stored += size;
         progress.new_parts.push(StoredPart {
@@ -918,17 +922,19 @@ impl Tus {
                 // file survives the process, and the OS writes it back.
                 drop(staged);
                 let digest = hex::encode(sink.sha256.finalize());
-                timed(
-                    "put_object",
-                    local.adopt_staged(
-                        session.id,
-                        &file.object_key,
-                        length,
-                        &digest,
-                        &file.content_type,
-                    ),
-                )
-                .await?;
+                inner
+                    .storage
+                    .call(
+                        "put_object",
+                        local.adopt_staged(
+                            session.id,
+                            &file.object_key,
+                            length,
+                            &digest,
+                            &file.content_type,
+                        ),
+                    )
+                    .await?;
                 digest
             }
             Storage::S3(s3) => {
@@ -947,11 +953,13 @@ impl Tus {
                 let digest = hex::encode(std::mem::take(&mut s.sha256).finalize());
                 if progress.parts == 0 {
                     // Never reached a part: one PUT.
-                    timed(
-                        "put_object",
-                        s3.put_bytes(&file.object_key, &rest, &file.content_type),
-                    )
-                    .await?;
+                    inner
+                        .storage
+                        .call(
+                            "put_object",
+                            s3.put_bytes(&file.object_key, &rest, &file.content_type),
+                        )
+                        .await?;
                 } else {
                     if !rest.is_empty() {
                         self.store_part(session, file, &mut progress, rest).await?;
@@ -1069,7 +1077,9 @@ impl Tus {
                 let target = self.part_target(session, session.parts_received as u32);
                 let mut part = BytesMut::with_capacity(Ord::min(target, 64 << 20) as usize);
                 if session.tail_size > 0 {
-                    let tail = timed("get_object", s3.get_bytes(&tail_key(session.id)))
+                    let tail = inner
+                        .storage
+                        .call("get_object", s3.get_bytes(&tail_key(session.id)))
                         .await?
                         .filter(|t| t.len() as i64 == session.tail_size)
                         .ok_or_else(|| {
