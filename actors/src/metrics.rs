@@ -114,6 +114,17 @@ pub fn describe() {
     for actor in ["ingest", "janitor", "sharing"] {
         metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(0);
     }
+    for (sweep, result) in [
+        ("expire", "trashed"),
+        ("purge", "purged"),
+        ("purge", "failed"),
+        ("reconcile", "confirmed"),
+        ("stale_uploads", "expired"),
+        ("orphans", "deleted"),
+        ("orphans", "failed"),
+    ] {
+        metrics::counter!(JANITOR_ITEMS_TOTAL, "sweep" => sweep, "result" => result).increment(0);
+    }
     for dependency in ["s3", "nats"] {
         metrics::gauge!(CIRCUIT_OPEN, "dependency" => dependency).set(0.0);
     }
