@@ -413,40 +413,30 @@ async fn a_1gib_multipart_upload_survives_kill_9(stack: Stack) {
             assert_eq!(res.status(), 200, "part {n}: {:?}", res.text().await);
         }
     };
+    let list_parts = |base: String| {
+        let (client, token, upload) = (client.clone(), token.clone(), upload.clone());
+        async move {
+            let res = client
+                .get(format!("{base}/api/v1/uploads/multipart/{upload}/parts"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            res.json::<Value>().await.unwrap()
+        }
+    };
     for n in 1..=parts / 2 {
         put_part(server.base.clone(), n).await;
     }
     server.kill_9();
     server.restart();
-    let listed: Value = client
-        .get(format!(
-            "{}/api/v1/uploads/multipart/{upload}/parts",
-            server.base
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = list_parts(server.base.clone()).await;
     let listed = listed["parts"].as_array().unwrap().clone();
     assert_eq!(listed.len() as u64, parts / 2, "{listed:?}");
     for n in parts / 2 + 1..=parts {
         put_part(server.base.clone(), n).await;
     }
-    let listed: Value = client
-        .get(format!(
-            "{}/api/v1/uploads/multipart/{upload}/parts",
-            server.base
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = list_parts(server.base.clone()).await;
     let claimed: Vec<Value> = listed["parts"]
         .as_array()
         .unwrap()

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod auth;
+mod circuit;
 mod clients;
 mod crash;
 mod cross_cutting;

@@ -9,7 +9,92 @@ crate::on_both_stacks!(
     metrics_are_labelled_by_route_pattern,
     openapi_describes_every_api_route,
     upload_metrics_move_when_uploads_finish_or_fail,
+    every_metric_family_is_described_and_moves,
 );
+
+/// API.md's metric list: each is described once, with its base unit.
+const FAMILIES: [&str; 17] = [
+    "stowage_http_requests_total",
+    "stowage_http_request_duration_seconds",
+    "stowage_upload_bytes_total",
+    "stowage_uploads_active",
+    "stowage_uploads_completed_total",
+    "stowage_uploads_failed_total",
+    "stowage_ingest_events_total",
+    "stowage_ingest_lag_seconds",
+    "stowage_janitor_sweeps_total",
+    "stowage_janitor_items_total",
+    "stowage_janitor_backlog",
+    "stowage_actor_restarts_total",
+    "stowage_storage_requests_total",
+    "stowage_storage_request_duration_seconds",
+    "stowage_auth_attempts_total",
+    "stowage_rate_limited_total",
+    "stowage_circuit_open",
+];
+
+async fn every_metric_family_is_described_and_moves(stack: Stack) {
+    let app = crate::helpers::spawn_app_with(stack, &[("--janitor-interval", "200ms")]).await;
+    let text = app.metrics_text().await;
+    // Closed label sets are there at zero before anything happens.
+    for series in [
+        r#"stowage_circuit_open{dependency="s3"} 0"#,
+        r#"stowage_circuit_open{dependency="nats"} 0"#,
+        r#"stowage_actor_restarts_total{actor="ingest"} 0"#,
+        r#"stowage_rate_limited_total{scope="api"} 0"#,
+    ] {
+        assert!(text.contains(series), "{series} missing");
+    }
+    let stored = r#"stowage_storage_requests_total{op="presign_put",result="ok"}"#;
+    let timed = r#"stowage_storage_request_duration_seconds_count{op="presign_put"}"#;
+    let ingested = "stowage_ingest_lag_seconds_count";
+    let (s0, t0, i0) = (
+        app.metric(stored).await,
+        app.metric(timed).await,
+        app.metric(ingested).await,
+    );
+    // Do the things: sign up, upload, abandon a multipart upload, let the janitor sweep.
+    let user = app.new_user().await;
+    app.upload_file(&user, "measured.bin", &[1u8; 10]).await;
+    let created: Value = app
+        .post_authed(
+            "/api/v1/uploads/multipart",
+            &user.access_token,
+            &serde_json::json!({"name": "dropped", "size": 10}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let dropped = app
+        .client
+        .delete(app.url(&format!(
+            "/api/v1/uploads/multipart/{}",
+            created["upload_id"].as_str().unwrap()
+        )))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), 204);
+    assert!(app.metric(stored).await >= s0 + 1.0, "{stored}");
+    assert!(app.metric(timed).await >= t0 + 1.0, "{timed}");
+    if stack == Stack::Embedded {
+        // The local store announces the PUT to ingest, which times the lag.
+        assert!(app.metric(ingested).await >= i0 + 1.0, "{ingested}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let text = app.metrics_text().await;
+    for family in FAMILIES {
+        let help = format!("# HELP {family} ");
+        assert_eq!(text.matches(&help).count(), 1, "{family} is described once");
+        assert!(
+            text.lines().any(|l| l.starts_with(family)),
+            "{family} has a series"
+        );
+    }
+    assert!(text.contains(r#"stowage_janitor_backlog{sweep="purge"}"#));
+}
 
 async fn health_and_readiness(stack: Stack) {
     let app = spawn_app(stack).await;

@@ -71,13 +71,25 @@ pub async fn patch(
     body: Vec<u8>,
     headers: &[(&str, &str)],
 ) -> Response {
+    let offset = offset.to_string();
+    let mut all = vec![("Content-Type", OCTETS), ("Upload-Offset", offset.as_str())];
+    all.extend_from_slice(headers);
+    raw_patch(app, user, url, body, &all).await
+}
+
+/// A PATCH with only the token, `Tus-Resumable` and these headers.
+async fn raw_patch(
+    app: &TestApp,
+    user: &User,
+    url: &str,
+    body: Vec<u8>,
+    headers: &[(&str, &str)],
+) -> Response {
     let mut req = app
         .client
         .patch(url)
         .bearer_auth(&user.access_token)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Content-Type", OCTETS)
-        .header("Upload-Offset", offset.to_string());
+        .header("Tus-Resumable", "1.0.0");
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -276,42 +288,24 @@ async fn offsets_types_and_lengths_are_checked(stack: Stack) {
     assert_eq!(header(&res, "tus-resumable"), "1.0.0");
     assert_problem(res, 409, "offset_mismatch").await;
     // Wrong content type: 415.
-    let res = app
-        .client
-        .patch(&url)
-        .bearer_auth(&user.access_token)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Offset", "40")
-        .header("Content-Type", "application/octet-stream")
-        .body(vec![3; 10])
-        .send()
-        .await
-        .unwrap();
+    let res = raw_patch(
+        &app,
+        &user,
+        &url,
+        vec![3; 10],
+        &[
+            ("Upload-Offset", "40"),
+            ("Content-Type", "application/octet-stream"),
+        ],
+    )
+    .await;
     assert_problem(res, 415, "unsupported_media_type").await;
     // Missing or malformed Upload-Offset: 400.
-    let res = app
-        .client
-        .patch(&url)
-        .bearer_auth(&user.access_token)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Content-Type", OCTETS)
-        .body(vec![3; 10])
-        .send()
-        .await
-        .unwrap();
+    let res = raw_patch(&app, &user, &url, vec![3; 10], &[("Content-Type", OCTETS)]).await;
     assert_problem(res, 400, "invalid_header").await;
     for bad in ["-1", "abc", "1e3", " "] {
-        let res = app
-            .client
-            .patch(&url)
-            .bearer_auth(&user.access_token)
-            .header("Tus-Resumable", "1.0.0")
-            .header("Content-Type", OCTETS)
-            .header("Upload-Offset", bad)
-            .body(vec![3; 10])
-            .send()
-            .await
-            .unwrap();
+        let headers = [("Content-Type", OCTETS), ("Upload-Offset", bad)];
+        let res = raw_patch(&app, &user, &url, vec![3; 10], &headers).await;
         assert_problem(res, 400, "invalid_header").await;
     }
     // Past the upload's length: 413, nothing written.

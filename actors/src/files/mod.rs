@@ -151,26 +151,15 @@ impl Files {
         for u in uploads {
             let id = Uuid::now_v7();
             let key = ObjectKey::new(owner, id).to_string();
-            let file = files::ActiveModel {
-                id: Set(id),
-                owner_id: Set(owner),
-                name: Set(u.name.as_str().to_owned()),
-                name_lower: Set(u.name.lower()),
-                size: Set(u.size as i64),
-                content_type: Set(u.content_type.as_str().to_owned()),
-                sha256: Set(u.sha256.map(Sha256Hex::into_string)),
-                status: Set(FileStatus::Pending),
-                visibility: Set(Visibility::Private),
-                public_token: Set(None),
-                object_key: Set(key.clone()),
-                version: Set(1),
-                created_at: Set(at),
-                updated_at: Set(at),
-                available_at: Set(None),
-                expires_at: Set(None),
-                deleted_at: Set(None),
-                purge_at: Set(None),
-            };
+            let file = pending_file(
+                id,
+                owner,
+                &u.name,
+                u.size,
+                &u.content_type,
+                u.sha256.map(Sha256Hex::into_string),
+                at,
+            );
             let file = insert_file(&txn, file, u.name.as_str()).await?;
             let request = self
                 .storage
@@ -630,6 +619,39 @@ impl Files {
             .one(&self.db)
             .await?
             .ok_or(FileError::NotFound(id))
+    }
+}
+
+/// A new pending file, stored at `users/<owner>/files/<id>`, as every kind
+/// of upload starts one.
+pub(crate) fn pending_file(
+    id: Uuid,
+    owner: Uuid,
+    name: &FileName,
+    size: u64,
+    content_type: &ContentType,
+    sha256: Option<String>,
+    at: DateTime<Utc>,
+) -> files::ActiveModel {
+    files::ActiveModel {
+        id: Set(id),
+        owner_id: Set(owner),
+        name: Set(name.as_str().to_owned()),
+        name_lower: Set(name.lower()),
+        size: Set(size as i64),
+        content_type: Set(content_type.as_str().to_owned()),
+        sha256: Set(sha256),
+        status: Set(FileStatus::Pending),
+        visibility: Set(Visibility::Private),
+        public_token: Set(None),
+        object_key: Set(ObjectKey::new(owner, id).to_string()),
+        version: Set(1),
+        created_at: Set(at),
+        updated_at: Set(at),
+        available_at: Set(None),
+        expires_at: Set(None),
+        deleted_at: Set(None),
+        purge_at: Set(None),
     }
 }
 

@@ -32,7 +32,7 @@ use sea_orm::{
     QueryOrder, Set, TransactionTrait,
 };
 use sha2::Digest;
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus};
 use stowage_entity::upload_parts;
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use uuid::Uuid;
@@ -42,9 +42,9 @@ pub use headers::{Checksum, Metadata};
 
 use self::assembly::{Chunk, Digest as DigestPiece, Seal, Sink, Target, Write};
 use self::headers::resumable;
-use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
+use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, available_event, insert_file, mark_available_in};
+use crate::files::{FileError, available_event, insert_file, mark_available_in, pending_file};
 use crate::storage::{Storage, StorageError, StoredPart};
 use crate::time::now;
 use crate::uploads::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
@@ -265,7 +265,6 @@ impl Tus {
             _ => ContentType::octet_stream(),
         };
         let at = now();
-        let key = ObjectKey::new(owner, file_id).to_string();
         let part_size = match (&*inner.storage, new.length) {
             (Storage::S3(_), Some(l)) => {
                 Some(PartPlan::new(Ord::max(l, 1), None)?.part_size as i64)
@@ -275,26 +274,15 @@ impl Tus {
         let txn = inner.db.begin().await?;
         insert_file(
             &txn,
-            files::ActiveModel {
-                id: Set(file_id),
-                owner_id: Set(owner),
-                name: Set(name.as_str().to_owned()),
-                name_lower: Set(name.lower()),
-                size: Set(new.length.unwrap_or(0) as i64),
-                content_type: Set(content_type.as_str().to_owned()),
-                sha256: Set(None),
-                status: Set(FileStatus::Pending),
-                visibility: Set(Visibility::Private),
-                public_token: Set(None),
-                object_key: Set(key),
-                version: Set(1),
-                created_at: Set(at),
-                updated_at: Set(at),
-                available_at: Set(None),
-                expires_at: Set(None),
-                deleted_at: Set(None),
-                purge_at: Set(None),
-            },
+            pending_file(
+                file_id,
+                owner,
+                &name,
+                new.length.unwrap_or(0),
+                &content_type,
+                None,
+                at,
+            ),
             name.as_str(),
         )
         .await?;

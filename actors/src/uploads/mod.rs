@@ -14,14 +14,15 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use uuid::Uuid;
 
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
-    FileError, FileView, Role, available_event, insert_file, mark_available, verify_object,
+    FileError, FileView, Role, available_event, insert_file, mark_available, pending_file,
+    verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
 use crate::time::now;
@@ -195,26 +196,7 @@ impl Uploads {
             .create_multipart(&key, new.content_type.as_str())
             .await?;
         let txn = self.db.begin().await?;
-        let file = files::ActiveModel {
-            id: Set(id),
-            owner_id: Set(owner),
-            name: Set(new.name.as_str().to_owned()),
-            name_lower: Set(new.name.lower()),
-            size: Set(new.size as i64),
-            content_type: Set(new.content_type.as_str().to_owned()),
-            sha256: Set(None),
-            status: Set(FileStatus::Pending),
-            visibility: Set(Visibility::Private),
-            public_token: Set(None),
-            object_key: Set(key.clone()),
-            version: Set(1),
-            created_at: Set(at),
-            updated_at: Set(at),
-            available_at: Set(None),
-            expires_at: Set(None),
-            deleted_at: Set(None),
-            purge_at: Set(None),
-        };
+        let file = pending_file(id, owner, &new.name, new.size, &new.content_type, None, at);
         let file = match insert_file(&txn, file, new.name.as_str()).await {
             Ok(f) => f,
             Err(e) => {
