@@ -36,12 +36,13 @@ const FAMILIES: [&str; 17] = [
 async fn every_metric_family_is_described_and_moves(stack: Stack) {
     let app = crate::helpers::spawn_app_with(stack, &[("--janitor-interval", "200ms")]).await;
     let text = app.metrics_text().await;
-    // Closed label sets are there at zero before anything happens.
+    // Closed label sets are there before anything happens (at zero in a
+    // fresh process; the tests share one recorder, so not the value here).
     for series in [
-        r#"stowage_circuit_open{dependency="s3"} 0"#,
-        r#"stowage_circuit_open{dependency="nats"} 0"#,
-        r#"stowage_actor_restarts_total{actor="ingest"} 0"#,
-        r#"stowage_rate_limited_total{scope="api"} 0"#,
+        r#"stowage_circuit_open{dependency="s3"} "#,
+        r#"stowage_circuit_open{dependency="nats"} "#,
+        r#"stowage_actor_restarts_total{actor="ingest"} "#,
+        r#"stowage_rate_limited_total{scope="api"} "#,
     ] {
         assert!(text.contains(series), "{series} missing");
     }
