@@ -242,11 +242,6 @@ impl Tus {
         self.inner.max_upload_size
     }
 
-    /// Upload-session actors alive on this instance.
-    pub fn live_sessions(&self) -> usize {
-        self.inner.sessions.len()
-    }
-
     /// Creates the pending file and the upload session.
     #[tracing::instrument(skip_all, fields(owner_id = %owner))]
     pub async fn create(&self, owner: Uuid, new: NewUpload) -> Result<TusUpload, TusError> {
@@ -560,6 +555,8 @@ impl Tus {
         let start = session.offset as u64;
         let checked = req.checksum.is_some();
         let mut sink = Some(self.open_sink(session, req.checksum.as_ref()).await?);
+        // On S3 the sink's part buffer starts with the tail object's bytes,
+        // so the stored parts end `tail_size` before the offset.
         let mut progress = Progress {
             committed: start,
             absorbed: 0,
@@ -569,8 +566,6 @@ impl Tus {
             s3_upload: session.s3_upload_id.clone(),
             last_checkpoint: Instant::now(),
         };
-        // With the tail object's bytes back in the part buffer, the sink
-        // has taken in everything up to the acknowledged offset.
         let mut in_flight: Option<LocalBoxFuture<'_, Result<Box<Sink>, TusError>>> = None;
         let mut buf: Vec<Bytes> = Vec::new();
         let mut buffered = 0usize;
@@ -715,46 +710,44 @@ impl Tus {
     ) -> Result<Box<Sink>, TusError> {
         let inner = &self.inner;
         let start = session.offset as u64;
-        {
-            loop {
-                let target = self.part_target(session, progress.parts);
-                let Some(part) = s.target.part() else {
-                    break;
-                };
-                if (part.len() as u64) < target {
-                    break;
-                }
-                let part = part.split_to(target as usize).freeze();
-                s = inner
-                    .assembler
-                    .send(Seal {
-                        sink: s,
-                        part: part.clone(),
-                    })
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                self.store_part(session, file, progress, part).await?;
-                if !checked {
+        loop {
+            let target = self.part_target(session, progress.parts);
+            let Some(part) = s.target.part() else {
+                break;
+            };
+            if (part.len() as u64) < target {
+                break;
+            }
+            let part = part.split_to(target as usize).freeze();
+            s = inner
+                .assembler
+                .send(Seal {
+                    sink: s,
+                    part: part.clone(),
+                })
+                .await
+                .map_err(anyhow::Error::from)?;
+            self.store_part(session, file, progress, part).await?;
+            if !checked {
+                let hash = resumable::save(&s.sha256);
+                let to = progress.stored;
+                self.commit(session, progress, to, 0, hash).await?;
+            }
+        }
+        let due = progress.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
+            || start + progress.absorbed - progress.committed >= CHECKPOINT_BYTES;
+        if !checked && due {
+            match &mut s.target {
+                Target::File(_) => {
                     let hash = resumable::save(&s.sha256);
-                    let to = progress.stored;
+                    let to = start + progress.absorbed;
                     self.commit(session, progress, to, 0, hash).await?;
                 }
-            }
-            let due = progress.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
-                || start + progress.absorbed - progress.committed >= CHECKPOINT_BYTES;
-            if !checked && due {
-                match &mut s.target {
-                    Target::File(_) => {
-                        let hash = resumable::save(&s.sha256);
-                        let to = start + progress.absorbed;
-                        self.commit(session, progress, to, 0, hash).await?;
-                    }
-                    // S3 acknowledges whole parts as they are stored; a
-                    // slow upload still renews its lease here.
-                    Target::Part(_) => {
-                        self.take_lease(session).await?;
-                        progress.last_checkpoint = Instant::now();
-                    }
+                // S3 acknowledges whole parts as they are stored; a
+                // slow upload still renews its lease here.
+                Target::Part(_) => {
+                    self.take_lease(session).await?;
+                    progress.last_checkpoint = Instant::now();
                 }
             }
         }

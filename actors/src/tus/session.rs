@@ -57,11 +57,6 @@ impl Sessions {
         }
         None
     }
-
-    /// How many session actors are alive (for tests and metrics).
-    pub fn len(&self) -> usize {
-        self.live.lock().map(|l| l.len()).unwrap_or(0)
-    }
 }
 
 /// One request's hold on an upload; released when dropped.
