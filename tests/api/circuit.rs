@@ -1,19 +1,22 @@
-//! The circuit breaker around S3: when the store stops answering, calls
-//! fail fast with 503 and `Retry-After`; once it answers again, a probe
-//! closes the circuit.
+//! The circuit breakers around S3 and NATS. When the store stops
+//! answering, calls fail fast with 503 and `Retry-After`; when NATS goes
+//! away, requests go on unhindered while its circuit shows open. Once the
+//! dependency answers again, a probe closes the circuit.
 
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{Stack, assert_problem, spawn_app_with};
+use crate::process::{Server, client};
 
-/// A TCP relay to S3 that can be cut: cutting closes the open connections,
+/// A TCP relay (returns its `host:port`) that can be cut: cutting closes the open connections,
 /// and while cut it closes every connection it accepts.
 async fn relay(target: String) -> (String, tokio::sync::watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap().to_string();
     let (cut, watch) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         loop {
@@ -45,7 +48,8 @@ async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
         return;
     }
     let s3 = std::env::var("STOWAGE_TEST_S3_ENDPOINT").unwrap();
-    let (endpoint, cut) = relay(s3.trim_start_matches("http://").to_owned()).await;
+    let (address, cut) = relay(s3.trim_start_matches("http://").to_owned()).await;
+    let endpoint = format!("http://{address}");
     let app = spawn_app_with(Stack::Services, &[("--s3-endpoint", &endpoint)]).await;
     let user = app.new_user().await;
     let created: Value = app
@@ -107,4 +111,112 @@ async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
         .post_authed(&confirm, &user.access_token, &json!({}))
         .await;
     assert_problem(res, 409, "upload_incomplete").await;
+}
+
+/// NATS going away never holds a request up. Domain events made meanwhile
+/// wait in the client's queue, the circuit opens (this process's
+/// `/metrics` shows it), the queued events arrive once NATS is back, and
+/// after the cool-down a probe closes the circuit.
+#[actix_web::test]
+async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
+    if Stack::Services.skip() {
+        return;
+    }
+    let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
+    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
+    let server = Server::start_with(
+        Stack::Services,
+        &[("STOWAGE_NATS_URL", &format!("nats://{address}"))],
+    )
+    .await;
+    let open = r#"stowage_circuit_open{dependency="nats"}"#;
+    assert_eq!(server.metric(open).await, Some(0.0));
+    let token = server.sign_up().await;
+    let created: Value = client()
+        .post(format!("{}/api/v1/uploads", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "draft.txt", "size": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = created["file"]["id"].as_str().unwrap().to_owned();
+    let rename = |name: String| {
+        let url = format!("{}/api/v1/files/{file}", server.base);
+        let token = token.clone();
+        async move {
+            let started = Instant::now();
+            let res = client()
+                .patch(url)
+                .bearer_auth(token)
+                .json(&json!({ "name": name }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{:?}", res.text().await);
+            started.elapsed()
+        }
+    };
+    // Events are watched on NATS itself, not through the relay.
+    let watcher = async_nats::connect(&nats_url).await.unwrap();
+    let mut renamed = watcher
+        .subscribe(format!(
+            "{}.file.renamed",
+            stowage_actors::events::EVENTS_PREFIX
+        ))
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+
+    cut.send_replace(true);
+    wait_for_events(&server, false).await;
+    let names: Vec<String> = (0..8).map(|i| format!("away-{i}.txt")).collect();
+    for name in &names {
+        let took = rename(name.clone()).await;
+        assert!(
+            took < Duration::from_millis(500),
+            "a rename took {took:?} while NATS was away"
+        );
+    }
+    assert_eq!(server.metric(open).await, Some(1.0), "the circuit opened");
+
+    // NATS is back: what was queued arrives, in order.
+    cut.send_replace(false);
+    wait_for_events(&server, true).await;
+    let mut seen = Vec::new();
+    while seen.len() < names.len() {
+        let message = tokio::time::timeout(Duration::from_secs(10), renamed.next())
+            .await
+            .expect("queued events arrive once NATS is back")
+            .unwrap();
+        let event: Value = serde_json::from_slice(&message.payload).unwrap();
+        if event["file_id"] == file.as_str() {
+            seen.push(event["data"]["new_name"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(seen, names);
+
+    // After the cool-down the next publish is the probe; it closes the circuit.
+    tokio::time::sleep(stowage_actors::circuit::COOL_DOWN).await;
+    rename("back.txt".to_owned()).await;
+    assert_eq!(server.metric(open).await, Some(0.0), "the probe closed it");
+}
+
+/// Polls `/readyz` until its `events` check is (or is not) `ok`.
+async fn wait_for_events(server: &Server, ok: bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let report: Value = server.get("/readyz").await.json().await.unwrap();
+        if (report["events"] == "ok") == ok {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events still {} after 30 s",
+            report["events"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -3,9 +3,6 @@
 //! and the stored file has the source's SHA-256. The real binary runs here,
 //! not the in-process app, so the kill is a real one.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -13,7 +10,8 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{JWT_SECRET, PASSWORD, Stack, fresh_service_settings};
+use crate::helpers::Stack;
+use crate::process::{Server, client};
 
 crate::on_both_stacks!(
     a_1gib_tus_upload_survives_kill_9,
@@ -73,114 +71,6 @@ impl Source {
     }
 }
 
-/// The `stowage` binary, started (and restarted) on one data dir and, on
-/// the services stack, one database and bucket.
-struct Server {
-    child: Child,
-    base: String,
-    data_dir: PathBuf,
-    env: Vec<(String, String)>,
-}
-
-impl Server {
-    async fn start(stack: Stack) -> Self {
-        let data_dir = std::env::temp_dir().join(format!("stowage-crash-{}", uuid::Uuid::new_v4()));
-        let mut env: Vec<(String, String)> = vec![
-            ("STOWAGE_DATA_DIR".into(), data_dir.display().to_string()),
-            ("STOWAGE_JWT_SECRET".into(), JWT_SECRET.into()),
-            ("STOWAGE_PBKDF2_ROUNDS".into(), "1000".into()),
-        ];
-        if stack == Stack::Services {
-            env.extend(fresh_service_settings().await);
-        }
-        let (child, base) = spawn(&env, "127.0.0.1:0");
-        Self {
-            child,
-            base,
-            data_dir,
-            env,
-        }
-    }
-
-    fn kill_9(&mut self) {
-        let status = Command::new("kill")
-            .args(["-KILL", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap();
-    }
-
-    /// Starts again on the same address.
-    fn restart(&mut self) {
-        let listen = self.base.trim_start_matches("http://").to_owned();
-        let (child, base) = spawn(&self.env, &listen);
-        self.child = child;
-        self.base = base;
-    }
-
-    /// Peak resident memory so far, in bytes.
-    fn peak_rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-fn spawn(env: &[(String, String)], listen: &str) -> (Child, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stowage"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STOWAGE_") {
-            cmd.env_remove(key);
-        }
-    }
-    let mut child = cmd
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("STOWAGE_LISTEN", listen)
-        .env("STOWAGE_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let address = loop {
-        assert!(Instant::now() < deadline, "the server did not start");
-        let line = lines.next().expect("the server exited early").unwrap();
-        if let Ok(v) = serde_json::from_str::<Value>(&line)
-            && v["message"] == "stowage listening"
-        {
-            break v["address"].as_str().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{address}"))
-}
-
-async fn sign_up(client: &reqwest::Client, base: &str) -> String {
-    let res = client
-        .post(format!("{base}/api/v1/auth/signup"))
-        .json(&json!({"email": "crash@example.com", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let session: Value = res.json().await.unwrap();
-    session["access_token"].as_str().unwrap().to_owned()
-}
-
 /// The file's recorded SHA-256 and the SHA-256 of its downloaded bytes.
 async fn stored_digests(
     client: &reqwest::Client,
@@ -218,22 +108,12 @@ async fn stored_digests(
     )
 }
 
-fn client() -> reqwest::Client {
-    // No pooled connections: none may outlive the killed server.
-    reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(600))
-        .build()
-        .unwrap()
-}
-
 async fn a_1gib_tus_upload_survives_kill_9(stack: Stack) {
     let source = Source::new();
     let expected = source.sha256();
     let mut server = Server::start(stack).await;
     let client = client();
-    let token = sign_up(&client, &server.base).await;
+    let token = server.sign_up().await;
     let res = client
         .post(format!("{}/api/v1/tus", server.base))
         .bearer_auth(&token)
@@ -372,7 +252,7 @@ async fn a_1gib_multipart_upload_survives_kill_9(stack: Stack) {
     let expected = source.sha256();
     let mut server = Server::start(stack).await;
     let client = client();
-    let token = sign_up(&client, &server.base).await;
+    let token = server.sign_up().await;
     let part_size = 64 * MIB;
     let res = client
         .post(format!("{}/api/v1/uploads/multipart", server.base))

@@ -15,6 +15,7 @@ mod instances;
 mod janitor;
 mod multipart;
 mod ops;
+mod process;
 mod sharing;
 mod trash;
 mod tus;

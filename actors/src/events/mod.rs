@@ -33,6 +33,8 @@ pub const MAX_DELIVER: u64 = 5;
 /// After the first message of a batch, how long to keep collecting: large
 /// batches under load, at most this much added latency when quiet.
 const LINGER: Duration = Duration::from_millis(20);
+/// Longest a request waits to hand a domain event to the NATS client.
+pub const PUBLISH_WAIT: Duration = Duration::from_secs(1);
 
 /// A domain event, as published.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -179,23 +181,47 @@ impl EventBus {
     }
 
     /// Publishes a domain event. Call it after the commit that made it true.
-    /// Delivery is best effort: a failure is logged, never returned.
+    /// Delivery is best effort: a failure is logged, never returned, and
+    /// never holds the caller up for more than [`PUBLISH_WAIT`].
+    ///
+    /// While NATS is away the client queues publishes (up to its command
+    /// buffer) and sends them once it has reconnected; each one made while
+    /// disconnected counts as a failure, so the circuit opens and operators
+    /// see it. An open circuit still queues an event when there is room
+    /// right now, but never waits for room.
     pub async fn publish(&self, event: DomainEvent) {
         if let Transport::Nats(nats) = &self.inner.transport {
             let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
             match serde_json::to_vec(&event) {
-                Ok(body) => match nats.circuit.allow() {
-                    Err(open) => {
-                        tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %open, "domain event not published");
+                Ok(body) => {
+                    let allowed = nats.circuit.allow();
+                    let wait = if allowed.is_ok() {
+                        PUBLISH_WAIT
+                    } else {
+                        Duration::ZERO
+                    };
+                    let queued =
+                        tokio::time::timeout(wait, nats.client.publish(subject, Bytes::from(body)))
+                            .await;
+                    let connected =
+                        nats.client.connection_state() == async_nats::connection::State::Connected;
+                    if allowed.is_ok() {
+                        nats.circuit
+                            .record(connected && matches!(queued, Ok(Ok(()))));
                     }
-                    Ok(()) => {
-                        let sent = nats.client.publish(subject, Bytes::from(body)).await;
-                        nats.circuit.record(sent.is_ok());
-                        if let Err(e) = sent {
+                    match queued {
+                        Ok(Ok(())) if !connected => {
+                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "NATS is disconnected: domain event queued until it is back");
+                        }
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
                             tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %e, "domain event not published");
                         }
+                        Err(_) => {
+                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "domain event dropped: NATS is away and the client's queue is full");
+                        }
                     }
-                },
+                }
                 Err(e) => tracing::error!(error = %e, "domain event not serialisable"),
             }
         }
