@@ -2,7 +2,7 @@
 # The mixed API load (k6/api-mixed.js) against a release build of Stowage,
 # on the embedded default and on PostgreSQL + S3 (SeaweedFS) + NATS, RUNS
 # times each, every run on a fresh data dir / database / bucket. Prints one
-# row per run and writes them to bench/results/k6-mixed-<date>.txt.
+# row per run and appends them to bench/results/k6-mixed-<date>.txt.
 #
 # Usage: bench/k6-mixed.sh
 #   RUNS=3 VUS=200 DURATION=60s THINK=1 STACKS="embedded services"
@@ -31,7 +31,7 @@ results=bench/results/k6-mixed-$(date +%F).txt
   echo "# k6/api-mixed.js: VUS=$VUS DURATION=$DURATION THINK=$THINK, release build"
   echo "# commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (with local changes)'), $(nproc) cores, $(uname -sr), $(k6 version | head -1)"
   echo "# stack      run  req/s(load)  p50 ms  p95 ms  p99 ms  max ms  failed"
-} | tee "$results"
+} | tee -a "$results"
 
 for stack in $STACKS; do
   for run in $(seq 1 "$RUNS"); do
