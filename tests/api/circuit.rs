@@ -220,3 +220,82 @@ async fn wait_for_events(server: &Server, ok: bool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// However long NATS stays away, publishing never blocks: the client's
+/// queue takes what it can hold (and delivers it on reconnecting), and the
+/// rest is dropped at once rather than waited for.
+#[actix_web::test]
+async fn publishing_while_nats_is_away_never_blocks() {
+    if Stack::Services.skip() {
+        return;
+    }
+    use stowage_actors::events::{DomainEvent, EVENTS_PREFIX, EventBus};
+    let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
+    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
+    let subject = format!("stowage.t{}.ingest", uuid::Uuid::new_v4().simple());
+    let bus = EventBus::connect_nats(&format!("nats://{address}"), &subject)
+        .await
+        .unwrap();
+    let watcher = async_nats::connect(&nats_url).await.unwrap();
+    let mut renamed = watcher
+        .subscribe(format!("{EVENTS_PREFIX}.file.renamed"))
+        .await
+        .unwrap();
+    watcher.flush().await.unwrap();
+
+    cut.send_replace(true);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while bus.health().is_ok() {
+        assert!(Instant::now() < deadline, "the bus never saw NATS go");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // More than the client's queue (2,048 commands) holds.
+    let file = uuid::Uuid::new_v4();
+    let publish_all = async {
+        let mut slowest = Duration::ZERO;
+        for n in 0..3_000 {
+            let started = Instant::now();
+            bus.publish(DomainEvent::new(
+                "file.renamed",
+                file,
+                file,
+                None,
+                json!({ "n": n }),
+            ))
+            .await;
+            slowest = Ord::max(slowest, started.elapsed());
+        }
+        slowest
+    };
+    let slowest = tokio::time::timeout(Duration::from_secs(60), publish_all)
+        .await
+        .expect("publishing blocked while NATS was away");
+    // One publish in the closed circuit may wait for room; none does here.
+    assert!(
+        slowest < stowage_actors::events::PUBLISH_WAIT / 2,
+        "a publish took {slowest:?} while NATS was away"
+    );
+
+    cut.send_replace(false);
+    let mut delivered = Vec::new();
+    while let Ok(Some(message)) =
+        tokio::time::timeout(Duration::from_secs(15), renamed.next()).await
+    {
+        let event: Value = serde_json::from_slice(&message.payload).unwrap();
+        if event["file_id"] == file.to_string() {
+            delivered.push(event["data"]["n"].as_u64().unwrap());
+            if delivered.len() >= 2_000 {
+                break;
+            }
+        }
+    }
+    assert!(
+        delivered.len() >= 2_000,
+        "only {} queued events arrived",
+        delivered.len()
+    );
+    assert!(
+        delivered.windows(2).all(|w| w[0] < w[1]),
+        "queued events arrive in order"
+    );
+}

@@ -209,16 +209,24 @@ impl EventBus {
                         nats.circuit
                             .record(connected && matches!(queued, Ok(Ok(()))));
                     }
-                    match queued {
-                        Ok(Ok(())) if !connected => {
-                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "NATS is disconnected: domain event queued until it is back");
-                        }
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::warn!(kind = event.kind, file_id = %event.file_id, error = %e, "domain event not published");
-                        }
-                        Err(_) => {
-                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "domain event dropped: NATS is away and the client's queue is full");
+                    // Loud for the calls that decide the circuit; while it
+                    // is open, its own warning and gauge say it for all.
+                    let problem = match queued {
+                        Ok(Ok(())) if !connected => Some(
+                            "NATS is disconnected: domain event queued until it is back".to_owned(),
+                        ),
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(format!("domain event not published: {e}")),
+                        Err(_) => Some(
+                            "domain event dropped: NATS is away and the client's queue is full"
+                                .to_owned(),
+                        ),
+                    };
+                    if let Some(problem) = problem {
+                        if allowed.is_ok() {
+                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "{problem}");
+                        } else {
+                            tracing::debug!(kind = event.kind, file_id = %event.file_id, "{problem}");
                         }
                     }
                 }
