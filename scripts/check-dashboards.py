@@ -135,7 +135,11 @@ def main() -> None:
             # 99: a threshold crossed (timing on a busy CI machine); anything else is a failure.
             if r.returncode not in (0, 99):
                 raise SystemExit(f"k6 {script} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-            print(f"k6 {script}: exit {r.returncode}")
+            lines = r.stdout.splitlines()
+            # A crossed threshold is a `✗ 'p(95)<25' …` line under its metric's name.
+            crossed = [f"{lines[i - 1].strip()} {line.strip()}" for i, line in enumerate(lines)
+                       if i and "✗ '" in line]
+            print(f"k6 {script}: exit {r.returncode}" + "".join(f"\n  crossed: {c}" for c in crossed))
         time.sleep(5)  # a few more scrapes, and a janitor sweep
 
         problems, checked = [], 0
