@@ -96,6 +96,44 @@ struct NatsTransport {
     circuit: crate::circuit::Circuit,
 }
 
+impl NatsTransport {
+    /// Hands a domain event to the client, through the circuit (see
+    /// [`EventBus::publish`]).
+    async fn publish_domain(&self, event: &DomainEvent, body: Vec<u8>) {
+        let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
+        let allowed = self.circuit.allow().is_ok();
+        let wait = if allowed {
+            PUBLISH_WAIT
+        } else {
+            Duration::ZERO
+        };
+        let queued =
+            tokio::time::timeout(wait, self.client.publish(subject, Bytes::from(body))).await;
+        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
+        let problem = match queued {
+            Ok(Ok(())) if connected => None,
+            Ok(Ok(())) => {
+                Some("NATS is disconnected: domain event queued until it is back".to_owned())
+            }
+            Ok(Err(e)) => Some(format!("domain event not published: {e}")),
+            Err(_) => {
+                Some("domain event dropped: NATS is away and the client's queue is full".to_owned())
+            }
+        };
+        if !allowed {
+            // The open circuit's own warning and gauge speak for these.
+            if let Some(problem) = problem {
+                tracing::debug!(kind = event.kind, file_id = %event.file_id, "{problem}");
+            }
+            return;
+        }
+        self.circuit.record(problem.is_none());
+        if let Some(problem) = problem {
+            tracing::warn!(kind = event.kind, file_id = %event.file_id, "{problem}");
+        }
+    }
+}
+
 impl EventBus {
     /// The bus of the embedded default: everything stays in this process.
     pub fn in_process() -> Self {
@@ -191,45 +229,8 @@ impl EventBus {
     /// right now, but never waits for room.
     pub async fn publish(&self, event: DomainEvent) {
         if let Transport::Nats(nats) = &self.inner.transport {
-            let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
             match serde_json::to_vec(&event) {
-                Ok(body) => {
-                    let allowed = nats.circuit.allow();
-                    let wait = if allowed.is_ok() {
-                        PUBLISH_WAIT
-                    } else {
-                        Duration::ZERO
-                    };
-                    let queued =
-                        tokio::time::timeout(wait, nats.client.publish(subject, Bytes::from(body)))
-                            .await;
-                    let connected =
-                        nats.client.connection_state() == async_nats::connection::State::Connected;
-                    if allowed.is_ok() {
-                        nats.circuit
-                            .record(connected && matches!(queued, Ok(Ok(()))));
-                    }
-                    // Loud for the calls that decide the circuit; while it
-                    // is open, its own warning and gauge say it for all.
-                    let problem = match queued {
-                        Ok(Ok(())) if !connected => Some(
-                            "NATS is disconnected: domain event queued until it is back".to_owned(),
-                        ),
-                        Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(format!("domain event not published: {e}")),
-                        Err(_) => Some(
-                            "domain event dropped: NATS is away and the client's queue is full"
-                                .to_owned(),
-                        ),
-                    };
-                    if let Some(problem) = problem {
-                        if allowed.is_ok() {
-                            tracing::warn!(kind = event.kind, file_id = %event.file_id, "{problem}");
-                        } else {
-                            tracing::debug!(kind = event.kind, file_id = %event.file_id, "{problem}");
-                        }
-                    }
-                }
+                Ok(body) => nats.publish_domain(&event, body).await,
                 Err(e) => tracing::error!(error = %e, "domain event not serialisable"),
             }
         }
