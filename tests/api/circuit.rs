@@ -12,8 +12,9 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::helpers::{Stack, assert_problem, spawn_app_with};
 use crate::process::{Server, client};
 
-/// A TCP relay (returns its `host:port`) that can be cut: cutting closes the open connections,
-/// and while cut it closes every connection it accepts.
+/// A TCP relay to `target` that can be cut; returns its `host:port`.
+/// Cutting closes the open connections, and while cut the relay closes
+/// every connection it accepts.
 async fn relay(target: String) -> (String, tokio::sync::watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
