@@ -160,16 +160,7 @@ async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
             started.elapsed()
         }
     };
-    // Events are watched on NATS itself, not through the relay.
-    let watcher = async_nats::connect(&nats_url).await.unwrap();
-    let mut renamed = watcher
-        .subscribe(format!(
-            "{}.file.renamed",
-            stowage_actors::events::EVENTS_PREFIX
-        ))
-        .await
-        .unwrap();
-    watcher.flush().await.unwrap();
+    let mut renamed = watch_renames(&nats_url).await;
 
     cut.send_replace(true);
     wait_for_events(&server, false).await;
@@ -230,19 +221,14 @@ async fn publishing_while_nats_is_away_never_blocks() {
     if Stack::Services.skip() {
         return;
     }
-    use stowage_actors::events::{DomainEvent, EVENTS_PREFIX, EventBus};
+    use stowage_actors::events::{DomainEvent, EventBus};
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
     let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
     let subject = format!("stowage.t{}.ingest", uuid::Uuid::new_v4().simple());
     let bus = EventBus::connect_nats(&format!("nats://{address}"), &subject)
         .await
         .unwrap();
-    let watcher = async_nats::connect(&nats_url).await.unwrap();
-    let mut renamed = watcher
-        .subscribe(format!("{EVENTS_PREFIX}.file.renamed"))
-        .await
-        .unwrap();
-    watcher.flush().await.unwrap();
+    let mut renamed = watch_renames(&nats_url).await;
 
     cut.send_replace(true);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -299,4 +285,19 @@ async fn publishing_while_nats_is_away_never_blocks() {
         delivered.windows(2).all(|w| w[0] < w[1]),
         "queued events arrive in order"
     );
+}
+
+/// `file.renamed` events as NATS itself delivers them (not through a relay).
+async fn watch_renames(nats_url: &str) -> async_nats::Subscriber {
+    let watcher = async_nats::connect(nats_url).await.unwrap();
+    let renamed = watcher
+        .subscribe(format!(
+            "{}.file.renamed",
+            stowage_actors::events::EVENTS_PREFIX
+        ))
+        .await
+        .unwrap();
+    // Subscribed on the server before anything is published.
+    watcher.flush().await.unwrap();
+    renamed
 }
