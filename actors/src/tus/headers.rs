@@ -15,29 +15,50 @@ pub struct Metadata {
     raw: String,
 }
 
+/// The most keys one `Upload-Metadata` header may carry.
+pub const MAX_METADATA_KEYS: usize = 64;
+/// The longest `Upload-Metadata` header accepted, in bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
 impl Metadata {
+    /// Parses in one pass (duplicate keys found through a set), refusing a
+    /// header over [`MAX_METADATA_BYTES`] or with more than
+    /// [`MAX_METADATA_KEYS`] keys before any work grows with it.
     pub fn parse(header: &str) -> Result<Self, TusError> {
         let bad = |why: String| TusError::BadHeader("Upload-Metadata", why);
+        if header.len() > MAX_METADATA_BYTES {
+            return Err(bad(format!(
+                "the header is {} bytes; at most {MAX_METADATA_BYTES} are accepted",
+                header.len()
+            )));
+        }
         let mut pairs: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for item in header.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            if pairs.len() == MAX_METADATA_KEYS {
+                return Err(bad(format!(
+                    "more than {MAX_METADATA_KEYS} keys; send fewer"
+                )));
+            }
             let mut words = item.split(' ').filter(|w| !w.is_empty());
             let key = words.next().unwrap_or_default();
             let value = words.next();
+            let shown = shorten(key);
             if words.next().is_some() {
                 return Err(bad(format!(
-                    "{item:?} has more than a key and a base64 value"
+                    "the pair for {shown:?} has more than a key and a base64 value"
                 )));
             }
             if !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
-                return Err(bad(format!("the key {key:?} is not printable ASCII")));
+                return Err(bad(format!("the key {shown:?} is not printable ASCII")));
             }
-            if pairs.iter().any(|(k, _)| k == key) {
-                return Err(bad(format!("the key {key:?} appears twice")));
+            if !seen.insert(key) {
+                return Err(bad(format!("the key {shown:?} appears twice")));
             }
             let value = value
                 .map(|v| STANDARD.decode(v))
                 .transpose()
-                .map_err(|_| bad(format!("the value of {key:?} is not base64")))?;
+                .map_err(|_| bad(format!("the value of {shown:?} is not base64")))?;
             pairs.push((key.to_owned(), value));
         }
         Ok(Self {
@@ -65,6 +86,11 @@ impl Metadata {
         }
         Ok(None)
     }
+}
+
+/// A key as an error message may quote it: at most 64 characters.
+fn shorten(key: &str) -> &str {
+    key.char_indices().nth(64).map_or(key, |(at, _)| &key[..at])
 }
 
 /// `Upload-Checksum: <algorithm> <base64 digest>` of one request's body.
@@ -186,6 +212,12 @@ mod tests {
         for bad in ["filename !!!", "a b c", "k dg==,k dg=="] {
             assert!(Metadata::parse(bad).is_err(), "{bad}");
         }
+        // Bounded: too many keys, or too long a header, is refused.
+        let many: Vec<String> = (0..=MAX_METADATA_KEYS).map(|i| format!("k{i}")).collect();
+        assert!(Metadata::parse(&many.join(",")).is_err());
+        assert!(Metadata::parse(&many[..MAX_METADATA_KEYS].join(",")).is_ok());
+        let long = format!("k {}", "A".repeat(MAX_METADATA_BYTES));
+        assert!(Metadata::parse(&long).is_err());
         // Valid base64, but not text.
         let m = Metadata::parse("filename /w==").unwrap();
         assert!(m.text(&["filename"]).is_err());
