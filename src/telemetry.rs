@@ -24,9 +24,43 @@ pub fn init_tracing(filter: &str, format: LogFormat) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(escaped_fields()).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Text-format fields with every control character escaped (`\n` as
+/// `\\n`), so a value a client chose can never start a log line of its own
+/// or hide one. The JSON format escapes by itself.
+fn escaped_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|w, field, value| {
+        let raw = format!("{value:?}");
+        let text = escape_controls(&raw);
+        if field.name() == "message" {
+            write!(w, "{text}")
+        } else {
+            write!(w, "{field}={text}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with control characters written as Rust escapes.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -105,5 +139,55 @@ impl RootSpanBuilder for StowageRootSpan {
                 tracing::info!(status, "request served");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_value_cannot_forge_a_text_log_line() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .fmt_fields(escaped_fields())
+            .finish();
+        let forged = "x\n2026-12-02T00:00:00Z  INFO admin logged in\r\u{1b}[2J";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", id = %forged);
+            let _entered = span.enter();
+            tracing::warn!(field = %forged, debugged = ?forged, "bad {}", forged);
+        });
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text}");
+        assert!(text.contains("x\\n2026"), "{text}");
+    }
+
+    #[test]
+    fn plain_text_is_untouched() {
+        assert!(matches!(
+            escape_controls("a b"),
+            std::borrow::Cow::Borrowed("a b")
+        ));
+        assert_eq!(escape_controls("a\tb"), "a\\tb");
     }
 }
