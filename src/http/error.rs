@@ -407,7 +407,18 @@ impl From<StorageError> for ApiError {
             err.retry_after = Some(open.retry_after.as_secs());
             return err;
         }
-        tracing::error!(error = ?e, "object store call failed");
+        let client_side = match &e {
+            StorageError::NotFound { code, detail } => Some((StatusCode::NOT_FOUND, *code, detail)),
+            StorageError::Conflict { code, detail } => Some((StatusCode::CONFLICT, *code, detail)),
+            StorageError::Rejected { code, detail } => {
+                Some((StatusCode::BAD_REQUEST, *code, detail))
+            }
+            StorageError::Unavailable(_) | StorageError::CircuitOpen(_) => None,
+        };
+        if let Some((status, code, detail)) = client_side {
+            return Self::new(status, code, detail.clone());
+        }
+        tracing::error!(error = %e, "object store call failed");
         let mut err = Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "storage_unavailable",

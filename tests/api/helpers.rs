@@ -326,6 +326,15 @@ impl TestApp {
             .unwrap()
     }
 
+    pub async fn delete_authed(&self, path: &str, token: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn signup(&self, email: &str, password: &str) -> Response {
         self.post_json(
             "/api/v1/auth/signup",

@@ -7,6 +7,7 @@ use crate::helpers::{Stack, TestApp, User, assert_problem, random_bytes, sha256_
 crate::on_both_stacks!(
     a_multipart_upload_resumes_from_the_stores_part_list,
     multipart_rules_strangers_and_abort,
+    a_part_put_after_completion_or_abort_is_the_clients_mistake,
 );
 
 const MIB: usize = 1 << 20;
@@ -322,4 +323,52 @@ async fn multipart_rules_strangers_and_abort(stack: Stack) {
             .status(),
         201
     );
+}
+
+/// A part URL used after its upload completed or was aborted: 404, never
+/// 503 (the store is fine; the upload is gone).
+async fn a_part_put_after_completion_or_abort_is_the_clients_mistake(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    for finish in ["complete", "abort"] {
+        let bytes = random_bytes(MIB);
+        let started: Value = app
+            .post_authed(
+                "/api/v1/uploads/multipart",
+                &user.access_token,
+                &json!({"name": format!("late-{finish}.bin"), "size": bytes.len()}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let upload = started["upload_id"].as_str().unwrap();
+        let ticket: Value = part_url(&app, &user, upload, 1).await.json().await.unwrap();
+        let etag = put_part(&app, &user, upload, 1, &bytes).await;
+        if finish == "complete" {
+            let res = complete(&app, &user, upload, &[(1, &etag)]).await;
+            assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        } else {
+            let res = app
+                .delete_authed(
+                    &format!("/api/v1/uploads/multipart/{upload}"),
+                    &user.access_token,
+                )
+                .await;
+            assert_eq!(res.status(), 204);
+        }
+        let late = app
+            .client
+            .put(ticket["url"].as_str().unwrap())
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            late.status(),
+            404,
+            "after {finish}: {:?}",
+            late.text().await
+        );
+    }
 }

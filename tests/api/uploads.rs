@@ -13,6 +13,7 @@ crate::on_both_stacks!(
     tampered_expired_and_wrong_method_urls_get_403,
     batch_uploads_are_all_or_nothing,
     bad_upload_requests_are_4xx_and_create_nothing,
+    a_presigned_put_url_stores_exactly_once,
 );
 
 async fn presign_put_then_the_file_turns_available_by_itself(stack: Stack) {
@@ -357,4 +358,60 @@ async fn bad_upload_requests_are_4xx_and_create_nothing(stack: Stack) {
         "name_taken",
     )
     .await;
+}
+
+/// A second PUT to a used URL is refused (the local store: 409; S3: the
+/// store's own 412 for `If-None-Match: *`) and changes nothing: the file's
+/// bytes, digest and version stay what was confirmed.
+async fn a_presigned_put_url_stores_exactly_once(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let first = random_bytes(50_000);
+    let second = random_bytes(50_000);
+    let created = app
+        .create_upload(
+            &user.access_token,
+            &json!({"name": "once.bin", "size": first.len(), "sha256": sha256_hex(&first)}),
+        )
+        .await;
+    let id = created["file"]["id"].as_str().unwrap();
+    let upload = &created["upload"];
+    assert_eq!(app.put_to_ticket(upload, first.clone()).await.status(), 200);
+
+    // Before confirmation and after it, the URL stores nothing more.
+    let again = app.put_to_ticket(upload, second.clone()).await;
+    assert!(
+        [403, 409, 412].contains(&again.status().as_u16()),
+        "{:?}",
+        again.text().await
+    );
+    let confirmed = app
+        .post_authed(
+            &format!("/api/v1/files/{id}/confirm"),
+            &user.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(confirmed.status(), 200, "{:?}", confirmed.text().await);
+    let confirmed: Value = confirmed.json().await.unwrap();
+    assert_eq!(confirmed["sha256"], sha256_hex(&first));
+    let again = app.put_to_ticket(upload, second.clone()).await;
+    assert!(
+        [403, 409, 412].contains(&again.status().as_u16()),
+        "{:?}",
+        again.text().await
+    );
+    if stack == Stack::Embedded {
+        assert_problem(again, 409, "already_uploaded").await;
+    }
+    let downloaded = app.download(&user.access_token, id).await;
+    assert_eq!(sha256_hex(&downloaded), sha256_hex(&first));
+    let file: Value = app
+        .get_authed(&format!("/api/v1/files/{id}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["sha256"], sha256_hex(&first));
+    assert_eq!(file["version"], confirmed["version"]);
 }

@@ -1,7 +1,9 @@
 //! The local blob store of the embedded default: a real object store on the
-//! file system. Objects are written to a temporary file and renamed into
-//! place, so a reader never sees half an object; the SHA-256 and MD5 (the
-//! ETag) are computed while the bytes stream in.
+//! file system. Objects are written to a temporary file and moved into
+//! place without replacing anything, so a reader never sees half an object
+//! and an object, once stored, is never overwritten (a presigned PUT URL
+//! stores once); the SHA-256 and MD5 (the ETag) are computed while the
+//! bytes stream in. Every directory is 0700 and every file 0600.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use futures_util::{Stream, StreamExt};
 use md5::Md5;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
 
 use super::signing::{BlobMethod, Grant, UrlSigner};
@@ -109,7 +112,7 @@ impl LocalStore {
             &store.multipart,
             &store.staging,
         ] {
-            std::fs::create_dir_all(dir)
+            private_dir(dir)
                 .with_context(|| format!("creating the blob directory {}", dir.display()))?;
         }
         Ok(store)
@@ -248,9 +251,7 @@ impl LocalStore {
                 .await
                 .unwrap_or(false)
             {
-                return Err(PutError::Storage(StorageError::unavailable(
-                    anyhow::anyhow!("multipart upload {upload_id} does not exist"),
-                )));
+                return Err(PutError::Storage(no_such_upload()));
             }
             let received = self.receive(body, expected).await?;
             let etag = hex::encode(received.md5);
@@ -265,10 +266,17 @@ impl LocalStore {
                 &serde_json::to_vec(&meta).map_err(StorageError::unavailable)?,
             )
             .await?;
-            tokio::fs::rename(received.file.path(), dir.join(format!("{name}.part")))
-                .await
-                .map_err(StorageError::unavailable)?;
-            received.file.disarm();
+            persist(
+                received.file,
+                dir.join(format!("{name}.part")),
+                Replace::Yes,
+            )
+            .await
+            .map_err(|e| match e {
+                // Completed or aborted while the part arrived.
+                StorageError::NotFound { .. } => no_such_upload(),
+                e => e,
+            })?;
             return Ok(ObjectMeta {
                 size: meta.size,
                 etag: Some(etag),
@@ -295,10 +303,7 @@ impl LocalStore {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let tmp = TempFile::new(self.tmp.join(uuid::Uuid::new_v4().to_string()));
-        let file = tokio::fs::File::create(tmp.path())
-            .await
-            .map_err(StorageError::unavailable)?;
+        let (file, tmp) = self.temp_file()?;
         let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, file);
         let (mut sha, mut md5) = (Sha256::new(), Md5::new());
         let mut received: u64 = 0;
@@ -368,9 +373,7 @@ impl LocalStore {
         safe_relative(key)?;
         let upload_id = uuid::Uuid::new_v4().to_string();
         let dir = self.multipart.join(&upload_id);
-        tokio::fs::create_dir_all(&dir)
-            .await
-            .map_err(StorageError::unavailable)?;
+        private_dir_async(&dir).await?;
         let manifest = Manifest {
             key: key.to_owned(),
             content_type: content_type.to_owned(),
@@ -464,30 +467,37 @@ impl LocalStore {
         parts: &[StoredPart],
     ) -> Result<(), StorageError> {
         let dir = self.upload_dir(upload_id)?;
-        let manifest: Manifest = serde_json::from_slice(
-            &tokio::fs::read(dir.join("manifest.json"))
-                .await
-                .map_err(StorageError::unavailable)?,
-        )
-        .map_err(StorageError::unavailable)?;
+        let manifest = match tokio::fs::read(dir.join("manifest.json")).await {
+            Ok(bytes) => {
+                serde_json::from_slice::<Manifest>(&bytes).map_err(StorageError::unavailable)?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
+            Err(e) => return Err(StorageError::unavailable(e)),
+        };
         if manifest.key != key {
-            return Err(StorageError::unavailable(anyhow::anyhow!(
-                "multipart upload {upload_id} is for another key"
-            )));
+            return Err(StorageError::rejected(
+                "upload_key_mismatch",
+                format!("multipart upload {upload_id} is for another object"),
+            ));
         }
-        let tmp = TempFile::new(self.tmp.join(uuid::Uuid::new_v4().to_string()));
-        let out = tokio::fs::File::create(tmp.path())
-            .await
-            .map_err(StorageError::unavailable)?;
+        let (out, tmp) = self.temp_file()?;
         let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, out);
         let (mut sha, mut etags) = (Sha256::new(), Md5::new());
         let mut size = 0u64;
         let mut buf = vec![0u8; 512 * 1024];
         for part in parts {
             use tokio::io::AsyncReadExt;
-            let mut file = tokio::fs::File::open(dir.join(format!("{:05}.part", part.part_number)))
-                .await
-                .map_err(StorageError::unavailable)?;
+            let path = dir.join(format!("{:05}.part", part.part_number));
+            let mut file = match tokio::fs::File::open(path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(StorageError::not_found(
+                        "part_not_found",
+                        format!("part {} has not been uploaded", part.part_number),
+                    ));
+                }
+                Err(e) => return Err(StorageError::unavailable(e)),
+            };
             loop {
                 let n = file
                     .read(&mut buf)
@@ -530,18 +540,27 @@ impl LocalStore {
         }
     }
 
+    /// A new temp file (mode 0600) in the store, removed when its path is
+    /// dropped unless persisted: a cancelled or failed upload leaves nothing.
+    fn temp_file(&self) -> Result<(tokio::fs::File, TempPath), StorageError> {
+        let (file, path) = tempfile::NamedTempFile::new_in(&self.tmp)
+            .map_err(StorageError::unavailable)?
+            .into_parts();
+        Ok((tokio::fs::File::from_std(file), path))
+    }
+
     fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
         uuid::Uuid::parse_str(upload_id)
             .map(|_| self.multipart.join(upload_id))
-            .map_err(|_| {
-                StorageError::unavailable(anyhow::anyhow!("not a local upload id: {upload_id:?}"))
-            })
+            .map_err(|_| no_such_upload())
     }
 
-    /// Moves a finished temp file into place at `key` and records its metadata.
+    /// Moves a finished temp file into place at `key`, unless an object is
+    /// there already (409: objects are written once), and records its
+    /// metadata.
     async fn commit(
         &self,
-        tmp: TempFile,
+        tmp: TempPath,
         key: &str,
         meta: &StoredMeta,
     ) -> Result<(), StorageError> {
@@ -551,14 +570,9 @@ impl LocalStore {
             .into_iter()
             .flatten()
         {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(StorageError::unavailable)?;
+            private_dir_async(parent).await?;
         }
-        tokio::fs::rename(tmp.path(), &object_path)
-            .await
-            .map_err(StorageError::unavailable)?;
-        tmp.disarm();
+        persist(tmp, object_path, Replace::No).await?;
         let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
         write_atomically(&self.tmp, &meta_path, &json).await
     }
@@ -592,7 +606,7 @@ impl LocalStore {
         let object_path = self.object_path(key)?;
         let meta_path = self.meta_path(key)?;
         let staged = self.staging_path(upload);
-        let tmp = self.tmp.join(format!("{}.tmp", uuid::Uuid::new_v4()));
+        let tmp_dir = self.tmp.clone();
         let meta = StoredMeta {
             size,
             // Opaque, like any ETag; the upload never had an MD5.
@@ -607,11 +621,12 @@ impl LocalStore {
                 .into_iter()
                 .flatten()
             {
-                std::fs::create_dir_all(parent)?;
+                private_dir(parent)?;
             }
             // Metadata first: an object never appears without it.
-            std::fs::write(&tmp, &json)?;
-            std::fs::rename(&tmp, &meta_path)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)?;
+            std::io::Write::write_all(&mut tmp, &json)?;
+            tmp.persist(&meta_path)?;
             std::fs::rename(&staged, &object_path)
         })
         .await
@@ -792,7 +807,8 @@ impl LocalStore {
 
 /// What `receive` took in.
 struct Received {
-    file: TempFile,
+    /// Removed on drop unless persisted.
+    file: TempPath,
     size: u64,
     sha256: [u8; 32],
     md5: [u8; 16],
@@ -800,15 +816,85 @@ struct Received {
 
 /// Writes a small file so that readers see all of it or none of it.
 async fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let tmp = TempFile::new(tmp_dir.join(format!("{}.tmp", uuid::Uuid::new_v4())));
-    tokio::fs::write(tmp.path(), bytes)
-        .await
-        .map_err(StorageError::unavailable)?;
-    tokio::fs::rename(tmp.path(), path)
-        .await
-        .map_err(StorageError::unavailable)?;
-    tmp.disarm();
+    let (tmp_dir, path, bytes) = (tmp_dir.to_owned(), path.to_owned(), bytes.to_owned());
+    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.persist(path)?;
+        Ok(())
+    })
+    .await
+    .map_err(StorageError::unavailable)?;
+    written.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StorageError::not_found(
+            "object_not_found",
+            "the place this was to be written to is gone",
+        ),
+        _ => StorageError::unavailable(e),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replace {
+    Yes,
+    No,
+}
+
+/// Moves a finished temp file to `path`. With [`Replace::No`] an existing
+/// file there is left alone and the call is a 409: the move is atomic
+/// (`link` + `unlink`), so of two racing writers exactly one wins. A missing
+/// parent directory is "not found"; the temp file is removed on any failure.
+async fn persist(tmp: TempPath, path: PathBuf, replace: Replace) -> Result<(), StorageError> {
+    let moved = tokio::task::spawn_blocking(move || match replace {
+        Replace::Yes => tmp.persist(&path),
+        Replace::No => tmp.persist_noclobber(&path),
+    })
+    .await
+    .map_err(StorageError::unavailable)?;
+    moved.map_err(|e| match e.error.kind() {
+        std::io::ErrorKind::AlreadyExists => StorageError::conflict(
+            "already_uploaded",
+            "this URL has already stored its object, and an object is stored only once; \
+             start a new upload to send other bytes",
+        ),
+        std::io::ErrorKind::NotFound => StorageError::not_found(
+            "object_not_found",
+            "the place this was to be stored is gone",
+        ),
+        _ => StorageError::unavailable(e.error),
+    })
+}
+
+/// The answer for a part, listing or completion of an upload that is not
+/// there (never created, completed or aborted).
+fn no_such_upload() -> StorageError {
+    StorageError::not_found(
+        "upload_not_found",
+        "this multipart upload does not exist: it was completed or aborted; start a new one",
+    )
+}
+
+/// Creates `dir` and its missing parents with mode 0700, and makes `dir`
+/// itself 0700 if it was there already.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
     Ok(())
+}
+
+async fn private_dir_async(dir: &Path) -> Result<(), StorageError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || private_dir(&dir))
+        .await
+        .map_err(StorageError::unavailable)?
+        .map_err(StorageError::unavailable)
 }
 
 /// A key as a relative path that cannot leave the store's directory.
@@ -821,35 +907,10 @@ fn safe_relative(key: &str) -> Result<&str, StorageError> {
     if ok {
         Ok(key)
     } else {
-        Err(StorageError::unavailable(anyhow::anyhow!(
-            "refused unsafe object key {key:?}"
-        )))
-    }
-}
-
-/// A temporary file removed on drop unless disarmed: a cancelled or failed
-/// upload leaves nothing behind.
-struct TempFile(Option<PathBuf>);
-
-impl TempFile {
-    fn new(path: PathBuf) -> Self {
-        Self(Some(path))
-    }
-
-    fn path(&self) -> &Path {
-        self.0.as_deref().expect("temp file used after disarm")
-    }
-
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
+        Err(StorageError::rejected(
+            "invalid_object_key",
+            "the object key is not a safe relative path",
+        ))
     }
 }
 

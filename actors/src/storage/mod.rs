@@ -44,8 +44,23 @@ pub struct ObjectMeta {
     pub sha256: Option<String>,
 }
 
+/// What went wrong with a storage call, by class: what the caller asked for
+/// is missing, conflicts with what is stored, or was refused as malformed
+/// (each the client's to mend, so each maps to a 4xx and leaves the circuit
+/// breaker alone), or the store itself is failing (503, and counted toward
+/// opening the circuit).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
+    /// No such object, part or upload.
+    #[error("{detail}")]
+    NotFound { code: &'static str, detail: String },
+    /// The store holds something that forbids the call: the object exists
+    /// already, a precondition failed.
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    /// The store refused the request itself (an unsafe key, parts too small).
+    #[error("{detail}")]
+    Rejected { code: &'static str, detail: String },
     #[error("the object store is unavailable: {0:#}")]
     Unavailable(#[source] anyhow::Error),
     /// Recent calls failed; this one was not tried.
@@ -56,6 +71,32 @@ pub enum StorageError {
 impl StorageError {
     pub fn unavailable(e: impl Into<anyhow::Error>) -> Self {
         Self::Unavailable(e.into())
+    }
+
+    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::NotFound {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn rejected(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Rejected {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether the store itself failed (and the circuit should hear of it).
+    pub fn is_outage(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::CircuitOpen(_))
     }
 }
 
@@ -297,7 +338,7 @@ impl Storage {
         }
         let result = timed(op, f).await;
         if let Some(c) = circuit {
-            c.record(!matches!(result, Err(StorageError::Unavailable(_))));
+            c.record(!matches!(&result, Err(e) if e.is_outage()));
         }
         result
     }

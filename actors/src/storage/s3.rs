@@ -83,25 +83,38 @@ impl S3Store {
         content_type: &str,
         ttl: Duration,
     ) -> Result<PresignedRequest, StorageError> {
-        // Both headers are signed: a PUT with another length or type fails SigV4.
+        // Every header is signed: a PUT with another length or type fails
+        // SigV4, and so does one without `If-None-Match: *`, which makes the
+        // store refuse (412) a PUT over an object that exists: the URL
+        // stores once, and a confirmed file's bytes never change under it.
         let mut headers = http::HeaderMap::new();
         headers.insert(
             http::header::CONTENT_TYPE,
-            content_type.parse().map_err(StorageError::unavailable)?,
+            content_type.parse().map_err(|_| {
+                StorageError::rejected(
+                    "invalid_content_type",
+                    "the content type is not a valid header value",
+                )
+            })?,
         );
         headers.insert(http::header::CONTENT_LENGTH, size.into());
+        headers.insert(
+            http::header::IF_NONE_MATCH,
+            http::HeaderValue::from_static("*"),
+        );
         let secs = expiry_secs(ttl);
         let url = self
             .bucket
             .presign_put(key, secs, Some(headers), None)
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(classify)?;
         Ok(PresignedRequest {
             method: "PUT",
             url,
             headers: BTreeMap::from([
                 ("Content-Type".to_owned(), content_type.to_owned()),
                 ("Content-Length".to_owned(), size.to_string()),
+                ("If-None-Match".to_owned(), "*".to_owned()),
             ]),
             expires_at: Utc::now() + Duration::from_secs(u64::from(secs)),
         })
@@ -126,7 +139,7 @@ impl S3Store {
             .bucket
             .presign_get(key, secs, Some(queries))
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(classify)?;
         Ok((url, Utc::now() + Duration::from_secs(u64::from(secs))))
     }
 
@@ -139,7 +152,7 @@ impl S3Store {
                 sha256: None,
             })),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 
@@ -148,7 +161,7 @@ impl S3Store {
         let mut stream = match self.bucket.get_object_stream(key).await {
             Ok(s) => s,
             Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(StorageError::unavailable(e)),
+            Err(e) => return Err(classify(e)),
         };
         let mut sha = Sha256::new();
         while let Some(chunk) = stream.bytes().next().await {
@@ -161,7 +174,7 @@ impl S3Store {
         match self.bucket.delete_object(key).await {
             Ok(_) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 
@@ -183,7 +196,7 @@ impl S3Store {
             .await;
         let mut report = DeleteReport::default();
         for result in results {
-            let result = result.map_err(StorageError::unavailable)?;
+            let result = result.map_err(classify)?;
             report
                 .failed
                 .extend(result.errors.into_iter().map(|e| e.key));
@@ -200,7 +213,7 @@ impl S3Store {
             .bucket
             .list_page(prefix.to_owned(), None, token, None, Some(1000))
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(classify)?;
         let objects = page
             .contents
             .into_iter()
@@ -234,6 +247,40 @@ fn is_not_found(e: &S3Error) -> bool {
     matches!(e, S3Error::HttpFailWithBody(404, _))
 }
 
+/// An S3 failure by class. A 4xx about the request (no such key or upload,
+/// a failed precondition, parts too small) is the caller's to mend and says
+/// S3's own error code; authorisation failures, throttling, 5xx and network
+/// errors are the store failing.
+fn classify(e: S3Error) -> StorageError {
+    let S3Error::HttpFailWithBody(status, body) = &e else {
+        return StorageError::unavailable(e);
+    };
+    let code = s3_error_code(body).unwrap_or("unknown");
+    match *status {
+        404 => StorageError::not_found(
+            "object_not_found",
+            format!("the object store has no such object or upload ({code})"),
+        ),
+        409 | 412 => StorageError::conflict(
+            "object_conflict",
+            format!("the object store refused the call as conflicting with what it holds ({code})"),
+        ),
+        400 | 411 | 413 | 416 => StorageError::rejected(
+            "storage_rejected",
+            format!("the object store refused the request ({code}); check sizes and parts"),
+        ),
+        _ => StorageError::unavailable(e),
+    }
+}
+
+/// `<Code>…</Code>` of an S3 error document: short, and S3's, not the client's.
+fn s3_error_code(body: &str) -> Option<&str> {
+    let start = body.find("<Code>")? + "<Code>".len();
+    let len = body[start..].find("</Code>")?;
+    let code = &body[start..start + len];
+    (code.len() <= 64 && code.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(code)
+}
+
 /// The parts of a `ListPartsResult` that matter here.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -264,7 +311,7 @@ impl S3Store {
             .initiate_multipart_upload(key, content_type)
             .await
             .map(|r| r.upload_id)
-            .map_err(StorageError::unavailable)
+            .map_err(classify)
     }
 
     /// A presigned UploadPart whose length is signed: S3 refuses any other.
@@ -287,7 +334,7 @@ impl S3Store {
             .bucket
             .presign_put(key, secs, Some(headers), Some(queries))
             .await
-            .map_err(StorageError::unavailable)?;
+            .map_err(classify)?;
         Ok(PresignedRequest {
             method: "PUT",
             url,
@@ -365,7 +412,7 @@ impl S3Store {
             .complete_multipart_upload(key, upload_id, parts)
             .await
             .map(|_| ())
-            .map_err(StorageError::unavailable)
+            .map_err(classify)
     }
 
     /// Uploads one part of a multipart upload; returns its ETag (unquoted).
@@ -381,7 +428,7 @@ impl S3Store {
             .put_multipart_chunk(data, key, part, upload_id, content_type)
             .await
             .map(|p| p.etag.trim_matches('"').to_owned())
-            .map_err(StorageError::unavailable)
+            .map_err(classify)
     }
 
     /// A whole (small) object in one PUT.
@@ -395,7 +442,7 @@ impl S3Store {
             .put_object_with_content_type(key, data, content_type)
             .await
             .map(|_| ())
-            .map_err(StorageError::unavailable)
+            .map_err(classify)
     }
 
     /// A whole (small) object, or `None` when there is none.
@@ -403,7 +450,7 @@ impl S3Store {
         match self.bucket.get_object(key).await {
             Ok(r) => Ok(Some(r.to_vec())),
             Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 
@@ -411,7 +458,7 @@ impl S3Store {
         match self.bucket.abort_upload(key, upload_id).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
-            Err(e) => Err(StorageError::unavailable(e)),
+            Err(e) => Err(classify(e)),
         }
     }
 }

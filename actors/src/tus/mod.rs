@@ -1035,7 +1035,9 @@ impl Tus {
                 let path: PathBuf = local.staging_path(session.id);
                 let file = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
                     use std::io::{Seek, SeekFrom};
+                    use std::os::unix::fs::OpenOptionsExt;
                     let mut f = std::fs::OpenOptions::new()
+                        .mode(0o600)
                         .create(true)
                         .truncate(false)
                         .write(true)
