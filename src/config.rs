@@ -131,6 +131,13 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_CORS_ORIGINS", value_delimiter = ',', value_parser = parse_origin)]
     pub cors_origins: Vec<String>,
 
+    /// Comma-separated networks (CIDRs or addresses) of the reverse proxies
+    /// in front of Stowage: their `X-Forwarded-For` names the client for rate
+    /// limits and logs (e.g. 10.0.0.0/8,127.0.0.1). Default: none, every
+    /// client is its TCP peer.
+    #[arg(long, env = "STOWAGE_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_network)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Log filter, e.g. `info` or `stowage=debug,info`.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log: String,
@@ -342,6 +349,15 @@ fn parse_public_url(s: &str) -> Result<String, String> {
         );
     }
     Ok(trimmed.to_owned())
+}
+
+/// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
+fn parse_network(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .map(|net| net.trunc())
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{s}` is not a network (10.0.0.0/8) or an address (10.0.0.1)"))
 }
 
 fn parse_origin(s: &str) -> Result<String, String> {

@@ -26,6 +26,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db;
+use crate::http::client_ip::{self, TrustedProxies};
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, PublicBase, problem, request_id};
 use crate::telemetry::{self, StowageRootSpan};
@@ -164,6 +165,7 @@ impl Application {
         let bus = web::Data::new(bus);
         let storage = web::Data::new(storage);
         let base = web::Data::new(PublicBase(public_url.clone()));
+        let proxies = web::Data::new(TrustedProxies::new(settings.trusted_proxies.clone()));
         let cors_origins = cors_origins(&settings.cors_origins, &public_url);
 
         let mut server = HttpServer::new(move || {
@@ -179,6 +181,7 @@ impl Application {
                 .app_data(bus.clone())
                 .app_data(storage.clone())
                 .app_data(base.clone())
+                .app_data(proxies.clone())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .configure(http::configure)
@@ -192,6 +195,7 @@ impl Application {
                 .wrap(from_fn(http::metrics::middleware))
                 .wrap(from_fn(problem::middleware))
                 .wrap(TracingLogger::<StowageRootSpan>::new())
+                .wrap(from_fn(client_ip::middleware))
                 .wrap(from_fn(request_id::middleware))
         })
         .listen(listener)?

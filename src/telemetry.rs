@@ -12,6 +12,7 @@ use tracing_actix_web::{DefaultRootSpanBuilder, RootSpanBuilder};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::http::client_ip::ClientIp;
 use crate::http::request_id::RequestId;
 
 /// Installs the global log subscriber. Later calls do nothing (tests build
@@ -117,7 +118,7 @@ impl RootSpanBuilder for StowageRootSpan {
             request_id = %request_id,
             http.method = %request.method(),
             http.route = %route,
-            http.client_ip = %request.peer_addr().map(|a| a.ip().to_string()).unwrap_or_default(),
+            http.client_ip = %ClientIp::of(request.request()),
             http.status_code = empty,
             otel.status_code = empty,
             exception.message = empty,

@@ -1,11 +1,13 @@
 //! The HTTP face: routes, the cross-cutting layers, and the mapping of
 //! domain errors onto problem+json.
 //!
-//! Layers, outermost first: request id → tracing → problem+json → metrics →
+//! Layers, outermost first: request id → client address → tracing →
+//! problem+json → metrics →
 //! security headers → CORS → rate limiting → the route (bearer auth is an
 //! extractor; body limits are per scope).
 
 pub mod auth;
+pub mod client_ip;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
@@ -159,7 +161,7 @@ async fn json_bodies(
     use actix_web::http::Method;
     let carries_body = matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH);
     // tus bodies are application/offset+octet-stream.
-    if carries_body && !req.path().starts_with("/api/v1/tus") {
+    if carries_body && !req.match_info().as_str().starts_with("/api/v1/tus") {
         match req.headers().get(header::CONTENT_TYPE) {
             None => {
                 req.headers_mut().insert(

@@ -8,7 +8,7 @@
 //! they live in memory, with the `governor` crate.
 
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use stowage_actors::metrics::RATE_LIMITED_TOTAL;
 use uuid::Uuid;
 
 use super::auth::bearer_token;
+use super::client_ip::ClientIp;
 use super::error::ApiError;
 use crate::config::Rate;
 
@@ -50,7 +51,10 @@ impl Scope {
     }
 }
 
-/// Which budget, if any, a request spends.
+/// Which budget, if any, a request spends. `path` is the path the router
+/// matches routes against (`match_info().as_str()`: percent-escapes of
+/// anything but `/`, `%` and `+` decoded), so that no spelling of a route's
+/// path reaches the route without passing here under the same name.
 pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
     if path.starts_with("/api/v1/auth/") {
         return Some(Scope::Auth);
@@ -185,7 +189,7 @@ pub async fn middleware(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
     let (Some(scope), Some(limits)) = (
-        scope_of(req.method(), req.path()),
+        scope_of(req.method(), req.match_info().as_str()),
         req.app_data::<web::Data<RateLimits>>(),
     ) else {
         return next
@@ -193,9 +197,7 @@ pub async fn middleware(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
-    let ip = req
-        .peer_addr()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip());
+    let ip = ClientIp::of(req.request());
     let subject = match scope {
         Scope::Auth => Subject::Ip(ip),
         Scope::Api => bearer_token(req.request())

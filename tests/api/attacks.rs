@@ -1,8 +1,14 @@
 //! Regression tests for what an attacker found: each failed before its fix.
 
-use crate::helpers::{Stack, assert_problem, spawn_app};
+use serde_json::json;
 
-crate::on_both_stacks!(a_tus_metadata_flood_is_refused_cheaply,);
+use crate::helpers::{Stack, assert_problem, spawn_app, spawn_app_with};
+
+crate::on_both_stacks!(
+    a_tus_metadata_flood_is_refused_cheaply,
+    no_spelling_of_a_path_escapes_its_budget,
+    forwarded_for_names_the_client_only_behind_a_trusted_proxy,
+);
 
 /// An `Upload-Metadata` header of ~34,000 keys once cost seconds of CPU on
 /// an HTTP worker (a quadratic duplicate check); now it is refused at once,
@@ -45,4 +51,93 @@ async fn a_tus_metadata_flood_is_refused_cheaply(stack: Stack) {
     assert_problem(post(keys(65)).await, 400, "invalid_header").await;
     let fine = post(format!("filename {},{}", "YS50eHQ=", keys(63))).await;
     assert_eq!(fine.status(), 201, "{:?}", fine.text().await);
+}
+
+/// `/%61pi/v1/auth/login` reached login without spending the login budget,
+/// and `/%61pi/v1/me` the user's. Every spelling the router accepts now
+/// spends the budget of the route it reaches.
+async fn no_spelling_of_a_path_escapes_its_budget(stack: Stack) {
+    let app = spawn_app_with(
+        stack,
+        &[
+            ("--rate-limit-auth", "4/min"),
+            ("--rate-limit-api", "4/min"),
+        ],
+    )
+    .await;
+    let user = app.new_user().await; // signup: one of the four
+    let login = async |path: &str| {
+        app.client
+            .post(format!("{}{path}", app.address))
+            .json(&json!({"email": user.email, "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap()
+    };
+    let spellings = [
+        "/%61pi/v1/auth/login",
+        "/api/v1/auth/%6Cogin",
+        "/api/%76%31/%61%75%74%68/login",
+        "/api/v1/auth/login",
+    ];
+    for path in &spellings[..3] {
+        assert_eq!(login(path).await.status(), 401, "{path}");
+    }
+    for path in spellings {
+        assert_problem(login(path).await, 429, "rate_limited").await;
+    }
+
+    let me = async |path: &str| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&user.access_token)
+            .send()
+            .await
+            .unwrap()
+    };
+    for path in [
+        "/%61pi/v1/me",
+        "/api/v1/%6De",
+        "/api/v1/me",
+        "/api/%76%31/me",
+    ] {
+        assert_eq!(me(path).await.status(), 200, "{path}");
+    }
+    for path in ["/%61pi/v1/me", "/api/v1/%6De", "/api/v1/me"] {
+        assert_problem(me(path).await, 429, "rate_limited").await;
+    }
+}
+
+/// Behind a trusted proxy each client has its own login budget; without
+/// one, a client cannot escape its budget by writing `X-Forwarded-For`.
+async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy(stack: Stack) {
+    let login = async |app: &crate::helpers::TestApp, forwarded: &str| {
+        app.client
+            .post(app.url("/api/v1/auth/login"))
+            .header("X-Forwarded-For", forwarded)
+            .json(&json!({"email": "nobody@example.com", "password": "wrong password"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let behind = spawn_app_with(
+        stack,
+        &[
+            ("--rate-limit-auth", "2/min"),
+            ("--trusted-proxies", "127.0.0.0/8"),
+        ],
+    )
+    .await;
+    // A client's own claim stands left of what the proxy appended.
+    assert_eq!(login(&behind, "6.6.6.6, 198.51.100.1").await, 401);
+    assert_eq!(login(&behind, "7.7.7.7, 198.51.100.1").await, 401);
+    assert_eq!(login(&behind, "8.8.8.8, 198.51.100.1").await, 429);
+    assert_eq!(login(&behind, "198.51.100.2").await, 401);
+
+    let direct = spawn_app_with(stack, &[("--rate-limit-auth", "2/min")]).await;
+    assert_eq!(login(&direct, "198.51.100.1").await, 401);
+    assert_eq!(login(&direct, "198.51.100.2").await, 401);
+    assert_eq!(login(&direct, "198.51.100.3").await, 429);
 }

@@ -59,10 +59,7 @@ pub async fn put(
             ));
         }
     }
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = crate::http::client_ip::ClientIp::of(&req).to_string();
     let agent = req
         .headers()
         .get(header::USER_AGENT)
