@@ -314,6 +314,13 @@ impl From<FileError> for ApiError {
             ),
             FileError::ShareNotFound(_) => Self::not_found("share_not_found", detail),
             FileError::ShareWithOwner => Self::bad_request("invalid_share", detail),
+            FileError::Expired => Self::new(
+                StatusCode::GONE,
+                "file_expired",
+                format!(
+                    "{detail}; its owner can PATCH expires_at to a later time, or null, to serve it again"
+                ),
+            ),
             FileError::Pending => Self::new(
                 StatusCode::CONFLICT,
                 "file_pending",

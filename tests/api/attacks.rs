@@ -1,6 +1,6 @@
 //! Regression tests for what an attacker found: each failed before its fix.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::{Stack, assert_problem, spawn_app, spawn_app_with};
 
@@ -8,6 +8,7 @@ crate::on_both_stacks!(
     a_tus_metadata_flood_is_refused_cheaply,
     no_spelling_of_a_path_escapes_its_budget,
     forwarded_for_names_the_client_only_behind_a_trusted_proxy,
+    an_expired_file_is_not_served_before_the_janitor_comes,
 );
 
 /// An `Upload-Metadata` header of ~34,000 keys once cost seconds of CPU on
@@ -140,4 +141,56 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy(stack: Stack
     assert_eq!(login(&direct, "198.51.100.1").await, 401);
     assert_eq!(login(&direct, "198.51.100.2").await, 401);
     assert_eq!(login(&direct, "198.51.100.3").await, 429);
+}
+
+/// A file past its `expires_at` was served (content, download URL, public
+/// link) until the next janitor sweep; expiry now holds at once.
+async fn an_expired_file_is_not_served_before_the_janitor_comes(stack: Stack) {
+    let app = spawn_app_with(stack, &[("--janitor-interval", "1h")]).await;
+    let user = app.new_user().await;
+    let file = app.upload_file(&user, "brief.txt", b"for a moment").await;
+    let id = file["id"].as_str().unwrap();
+    let soon = chrono::Utc::now() + chrono::Duration::milliseconds(1500);
+    let res = app
+        .patch_file(
+            &user.access_token,
+            id,
+            &json!({"visibility": "public", "expires_at": soon.to_rfc3339()}),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let public_url = res.json::<Value>().await.unwrap()["public_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let content = async || {
+        no_redirects
+            .get(app.url(&format!("/api/v1/files/{id}/content")))
+            .bearer_auth(&user.access_token)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(content().await.status(), 302);
+    assert_eq!(
+        no_redirects.get(&public_url).send().await.unwrap().status(),
+        302
+    );
+
+    actix_web::rt::time::sleep((soon - chrono::Utc::now()).to_std().unwrap_or_default()).await;
+    assert_problem(content().await, 410, "file_expired").await;
+    let url = app
+        .get_authed(
+            &format!("/api/v1/files/{id}/download-url"),
+            &user.access_token,
+        )
+        .await;
+    assert_problem(url, 410, "file_expired").await;
+    let public = no_redirects.get(&public_url).send().await.unwrap();
+    assert_problem(public, 404, "public_link_not_found").await;
 }

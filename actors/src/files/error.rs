@@ -35,6 +35,8 @@ pub enum FileError {
     ShareNotFound(uuid::Uuid),
     #[error("the owner of a file cannot be given a role on it")]
     ShareWithOwner,
+    #[error("the file has expired and is on its way to the trash")]
+    Expired,
     #[error("the upload of this file has not finished")]
     Pending,
     #[error("no object has been uploaded for this file yet")]

@@ -207,7 +207,15 @@ impl Files {
             .head(&file.object_key)
             .await?
             .ok_or(FileError::UploadIncomplete)?;
-        let digest = verify_object(&self.storage, &file, &meta).await?;
+        let digest = match verify_object(&self.storage, &file, &meta).await {
+            Err(FileError::UploadMismatch(why)) => {
+                // The wrong bytes are never served; removing them lets the
+                // same URL take the right ones (it stores once per object).
+                self.storage.delete(&file.object_key).await?;
+                return Err(FileError::UploadMismatch(why));
+            }
+            other => other?,
+        };
         for changed in mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await? {
             self.bus.publish(available_event(&changed)).await;
         }
@@ -561,7 +569,7 @@ impl Files {
             .filter(files::Column::DeletedAt.is_null())
             .one(&self.db)
             .await?
-            .filter(|f| f.status == FileStatus::Available)
+            .filter(|f| f.status == FileStatus::Available && !has_expired(f))
             .ok_or(FileError::NotFound(Uuid::nil()))?;
         Ok(self.signed_download(&file, disposition).await?.0)
     }
@@ -573,6 +581,9 @@ impl Files {
     ) -> Result<(String, DateTime<Utc>), FileError> {
         if file.status != FileStatus::Available {
             return Err(FileError::Pending);
+        }
+        if has_expired(file) {
+            return Err(FileError::Expired);
         }
         Ok(self
             .storage
@@ -671,6 +682,12 @@ pub(crate) async fn insert_file(
 
 /// Compares a stored object with what the file expects; returns the digest
 /// to record (the one checked, or the one the store computed).
+/// Whether the file's `expires_at` has passed: from that instant it is not
+/// served, though the janitor moves it to the trash only on its next sweep.
+fn has_expired(file: &files::Model) -> bool {
+    file.expires_at.is_some_and(|at| at <= Utc::now())
+}
+
 pub(crate) async fn verify_object(
     storage: &Storage,
     file: &files::Model,
