@@ -21,6 +21,9 @@ pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<DatabaseConnection> {
         .acquire_timeout(Duration::from_secs(10))
         .connect_timeout(Duration::from_secs(5));
     if url.is_sqlite() {
+        if let Some(path) = sqlite_file(url.expose()) {
+            private_sqlite_files(path)?;
+        }
         opts.max_connections(8)
             .min_connections(1)
             .map_sqlx_sqlite_opts(|o| {
@@ -46,6 +49,39 @@ pub async fn connect(url: &DatabaseUrl) -> anyhow::Result<DatabaseConnection> {
     Database::connect(opts)
         .await
         .with_context(|| format!("connecting to the {} database", url.kind()))
+}
+
+/// The file of a `sqlite:` URL; `None` for an in-memory database.
+fn sqlite_file(url: &str) -> Option<&std::path::Path> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next()?;
+    (!path.is_empty() && !path.starts_with(":memory:")).then(|| std::path::Path::new(path))
+}
+
+/// Creates the SQLite file 0600 before SQLite does (its WAL and shared-memory
+/// files take the database file's mode), and makes an existing one, and
+/// those files, 0600 too: the database holds every user's metadata.
+fn private_sqlite_files(path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening the SQLite file {}", path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::metadata(&file) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", file.display()))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Applies every pending migration. On PostgreSQL this runs in one

@@ -19,7 +19,7 @@ use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
 use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
-use stowage_actors::storage::{LocalStore, S3Store, Storage};
+use stowage_actors::storage::{LocalStore, S3Store, Storage, private_dir};
 use stowage_actors::tus::Tus;
 use stowage_actors::uploads::Uploads;
 use tracing_actix_web::TracingLogger;
@@ -50,7 +50,8 @@ impl Application {
     /// Opens the database (migrating it), binds the listener and builds the
     /// server. Listening on port 0 picks a free port: see [`Application::port`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        // Private: the SQLite file, blobs and generated secrets live here.
+        private_dir(&settings.data_dir).with_context(|| {
             format!(
                 "creating the data directory {}",
                 settings.data_dir.display()

@@ -194,3 +194,28 @@ async fn an_expired_file_is_not_served_before_the_janitor_comes(stack: Stack) {
     let public = no_redirects.get(&public_url).send().await.unwrap();
     assert_problem(public, 404, "public_link_not_found").await;
 }
+
+/// The data dir, the SQLite file and the blobs were world-readable
+/// (0755/0644). Now nothing under the data dir is open to group or others.
+#[actix_web::test]
+async fn the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let app = spawn_app(Stack::Embedded).await;
+    let user = app.new_user().await;
+    app.upload_file(&user, "secret.txt", b"for my eyes only")
+        .await;
+    crate::tus::create(&app, &user, 100, "staged.txt").await;
+    let mut seen = 0;
+    let mut todo = vec![app.data_dir.clone()];
+    while let Some(path) = todo.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        seen += 1;
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    assert!(seen > 10, "only {seen} paths under the data dir");
+    assert!(app.data_dir.join("stowage.db").exists());
+}

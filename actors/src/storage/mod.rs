@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-pub use local::{GrantError, LocalStore, PutError};
+pub use local::{GrantError, LocalStore, PutError, private_dir};
 pub use s3::{S3Config, S3Store};
 
 use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};
