@@ -5,6 +5,10 @@
 - every `depends_on` waits for `service_healthy` (or a finished one-shot);
 - every variable set on `stowage` is one the server knows (`stowage --help`);
 - every host path mounted exists;
+- no secret is written in it: every password, secret or key comes from
+  `${VAR:?…}` (generated into .env by scripts/compose-env.sh), and only
+  Stowage publishes a port beyond 127.0.0.1;
+- scripts/compose-env.sh generates each variable the file requires;
 - the Prometheus config and the alert rules pass `promtool check`.
 
 Usage: scripts/check-compose.py <path to the stowage binary>
@@ -53,6 +57,8 @@ def main() -> None:
     if "load" not in services or "load" not in services["load"].get("profiles", []):
         fail("the k6 load run must be a service in the `load` profile")
 
+    check_secrets(services)
+
     help_text = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
     known = set(re.findall(r"env: ([A-Z0-9_]+)", help_text))
     for var in services["stowage"]["environment"]:
@@ -77,6 +83,37 @@ def main() -> None:
         if r.returncode:
             fail(f"{' '.join(cmd)}:\n{r.stdout}{r.stderr}")
     print(f"compose check: {len(services)} services, {len(known)} known variables, prometheus config and rules ok")
+
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|_KEY$")
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]+\}")
+
+
+def check_secrets(services: dict) -> None:
+    required = set()
+    for name, svc in services.items():
+        env = svc.get("environment") or {}
+        if isinstance(env, list):
+            fail(f"service {name}: write environment as a mapping")
+        for var, value in env.items():
+            value = str(value)
+            required.update(REQUIRED.findall(value))
+            secret_var = SECRET_NAME.search(var) and var not in ("AWS_ACCESS_KEY_ID",)
+            if secret_var and not REQUIRED.fullmatch(value):
+                fail(f"service {name}: {var} must come from ${{VAR:?…}}, not be written in the file")
+            if "://" in value and "@" in value:
+                userinfo = value.split("://", 1)[1].split("@", 1)[0]
+                if ":" in userinfo and not REQUIRED.search(userinfo):
+                    fail(f"service {name}: {var} writes a password into its URL")
+        for port in svc.get("ports", []):
+            if name != "stowage" and not str(port).startswith("127.0.0.1:"):
+                fail(f"service {name} publishes {port} beyond this machine; bind it to 127.0.0.1")
+    with open(os.path.join(ROOT, "scripts", "compose-env.sh")) as f:
+        generated = set(re.findall(r'echo "([A-Z0-9_]+)=', f.read()))
+    if not required:
+        fail("no variable is required from .env: where do the secrets come from?")
+    if required - generated:
+        fail(f"scripts/compose-env.sh does not generate {sorted(required - generated)}")
 
 
 if __name__ == "__main__":
