@@ -20,6 +20,7 @@ crate::on_both_stacks!(
     login_is_case_insensitive_and_opens_a_new_session,
     bad_access_tokens_are_401,
     refresh_rotates_and_reuse_revokes_the_whole_login,
+    concurrent_refreshes_share_one_new_pair_and_late_reuse_still_revokes,
     logout_ends_the_login_and_only_the_callers,
     no_body_makes_the_auth_routes_fail_with_5xx,
 );
@@ -306,7 +307,11 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_login(stack: Stack) {
         200
     );
 
-    // The spent token comes back: 401, and the whole login is revoked.
+    // The login goes on; then the first token comes back, after its
+    // successor was spent (so no grace): 401, and the whole login is revoked.
+    let res = app.refresh(&second.refresh_token).await;
+    assert_eq!(res.status(), 200);
+    let third = User::from_session(&res.json().await.unwrap());
     assert_problem(
         app.refresh(&first.refresh_token).await,
         401,
@@ -314,9 +319,15 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_login(stack: Stack) {
     )
     .await;
     assert_problem(
-        app.refresh(&second.refresh_token).await,
+        app.refresh(&third.refresh_token).await,
         401,
         "invalid_refresh_token",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/api/v1/me", &third.access_token).await,
+        401,
+        "session_revoked",
     )
     .await;
     assert_problem(
@@ -532,4 +543,52 @@ async fn no_body_makes_the_auth_routes_fail_with_5xx(stack: Stack) {
             .status(),
         200
     );
+}
+
+/// Two tabs refresh with the same token at once: both get the same new pair
+/// and the login lives on. The spent token replayed after the grace period
+/// is reuse: the login is revoked.
+async fn concurrent_refreshes_share_one_new_pair_and_late_reuse_still_revokes(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let (a, b) = futures_util::future::join(
+        app.refresh(&user.refresh_token),
+        app.refresh(&user.refresh_token),
+    )
+    .await;
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+    assert_eq!(a["refresh_token"], b["refresh_token"]);
+    assert_eq!(a["access_token"], b["access_token"]);
+    assert_ne!(a["refresh_token"], user.refresh_token.as_str());
+    let next = User::from_session(&a);
+    assert_eq!(
+        app.get_authed("/api/v1/me", &next.access_token)
+            .await
+            .status(),
+        200
+    );
+    // Still within the grace period, a third tab gets it too.
+    let c: Value = app.refresh(&user.refresh_token).await.json().await.unwrap();
+    assert_eq!(c["refresh_token"], a["refresh_token"]);
+
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(5_500)).await;
+    assert_problem(
+        app.refresh(&user.refresh_token).await,
+        401,
+        "refresh_token_reused",
+    )
+    .await;
+    assert_problem(
+        app.get_authed("/api/v1/me", &next.access_token).await,
+        401,
+        "session_revoked",
+    )
+    .await;
+    assert_problem(
+        app.refresh(&next.refresh_token).await,
+        401,
+        "invalid_refresh_token",
+    )
+    .await;
 }

@@ -4,7 +4,9 @@
 //! A login creates a *login session*; each refresh spends the presented
 //! refresh token and issues the next one in the same session. A spent token
 //! that comes back means it was copied: the session is revoked, which ends
-//! every refresh token and every access token of that login.
+//! every refresh token and every access token of that login, unless it comes
+//! back within a few seconds while its successor is unused: that is a second
+//! tab refreshing at the same moment, and it gets the same new pair.
 
 mod error;
 mod passwords;
@@ -27,6 +29,10 @@ pub use tokens::{ACCESS_TOKEN_TTL, Claims, Principal, REFRESH_TOKEN_TTL, TokenKe
 use crate::domain::{DisplayName, Email, Password};
 use crate::metrics::auth_attempt;
 use crate::time::now;
+
+/// How long after a rotation a concurrent refresh of the spent token (a
+/// second tab) is handed the same new pair instead of revoking the login.
+pub const REFRESH_GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
 
 /// What signup, login and refresh hand back.
 #[derive(Debug)]
@@ -161,7 +167,7 @@ impl Accounts {
             .await?;
         if spent.rows_affected != 1 {
             txn.rollback().await?;
-            return Err(self.explain_unspendable(&hash, at).await?);
+            return self.refresh_again_or_refuse(presented, &hash, at).await;
         }
         let token = refresh_tokens::Entity::find()
             .filter(refresh_tokens::Column::TokenHash.eq(&hash))
@@ -183,24 +189,93 @@ impl Accounts {
         let mut active: login_sessions::ActiveModel = session.into();
         active.last_used_at = Set(at);
         let session = active.update(&txn).await?;
-        let next = insert_refresh_token(&txn, session.id, at).await?;
+        let next = self.keys.successor(presented);
+        insert_refresh_token(&txn, session.id, &next, at).await?;
         txn.commit().await?;
-        self.issue(user, session.id, next)
+        let access_token =
+            self.keys
+                .issue_for_refresh(user.id, session.id, &next, at.timestamp())?;
+        Ok(IssuedSession {
+            user,
+            access_token,
+            refresh_token: next,
+            expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        })
     }
 
-    /// Why a refresh token could not be spent; revokes its login on reuse.
-    async fn explain_unspendable(
+    /// A refresh token that could not be spent: if it was spent within
+    /// [`REFRESH_GRACE`] and its successor is still unused, this is a
+    /// concurrent refresh (two tabs) and gets the same new pair; otherwise
+    /// it is refused, and a spent one revokes its login.
+    async fn refresh_again_or_refuse(
         &self,
+        presented: &str,
         hash: &str,
         at: DateTime<Utc>,
-    ) -> Result<AccountError, AccountError> {
+    ) -> Result<IssuedSession, AccountError> {
         let Some(token) = refresh_tokens::Entity::find()
             .filter(refresh_tokens::Column::TokenHash.eq(hash))
             .one(&self.db)
             .await?
         else {
-            return Ok(AccountError::InvalidRefreshToken);
+            return Err(AccountError::InvalidRefreshToken);
         };
+        let within_grace = token
+            .spent_at
+            .is_some_and(|spent| at - spent <= REFRESH_GRACE);
+        if within_grace && let Some(again) = self.same_pair_again(presented, &token, at).await? {
+            return Ok(again);
+        }
+        Err(self.explain_unspendable(&token, at).await?)
+    }
+
+    /// The pair the first refresh of `token` issued, while its refresh token
+    /// is unused and its login live.
+    async fn same_pair_again(
+        &self,
+        presented: &str,
+        token: &refresh_tokens::Model,
+        at: DateTime<Utc>,
+    ) -> Result<Option<IssuedSession>, AccountError> {
+        let next = self.keys.successor(presented);
+        let Some(successor) = refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::TokenHash.eq(tokens::hash_refresh_token(&next)))
+            .filter(refresh_tokens::Column::SessionId.eq(token.session_id))
+            .filter(refresh_tokens::Column::SpentAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(at))
+            .one(&self.db)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(session) = login_sessions::Entity::find_by_id(token.session_id)
+            .one(&self.db)
+            .await?
+            .filter(|s| s.revoked_at.is_none())
+        else {
+            return Ok(None);
+        };
+        let user = self.user(session.user_id).await?;
+        let access_token = self.keys.issue_for_refresh(
+            user.id,
+            session.id,
+            &next,
+            successor.created_at.timestamp(),
+        )?;
+        Ok(Some(IssuedSession {
+            user,
+            access_token,
+            refresh_token: next,
+            expires_in: ACCESS_TOKEN_TTL.as_secs(),
+        }))
+    }
+
+    /// Why a refresh token could not be spent; revokes its login on reuse.
+    async fn explain_unspendable(
+        &self,
+        token: &refresh_tokens::Model,
+        at: DateTime<Utc>,
+    ) -> Result<AccountError, AccountError> {
         if token.spent_at.is_some() {
             revoke_session(&self.db, token.session_id, at, "refresh_token_reuse").await?;
             tracing::warn!(session_id = %token.session_id, "spent refresh token presented again; login revoked");
@@ -318,27 +393,28 @@ async fn start_session(
     }
     .insert(txn)
     .await?;
-    let token = insert_refresh_token(txn, session.id, at).await?;
+    let (token, _) = tokens::new_refresh_token();
+    insert_refresh_token(txn, session.id, &token, at).await?;
     Ok((session.id, token))
 }
 
 async fn insert_refresh_token(
     txn: &DatabaseTransaction,
     session_id: Uuid,
+    token: &str,
     at: DateTime<Utc>,
-) -> Result<String, AccountError> {
-    let (token, hash) = tokens::new_refresh_token();
+) -> Result<(), AccountError> {
     refresh_tokens::ActiveModel {
         id: Set(Uuid::now_v7()),
         session_id: Set(session_id),
-        token_hash: Set(hash),
+        token_hash: Set(tokens::hash_refresh_token(token)),
         created_at: Set(at),
         expires_at: Set(at + REFRESH_TOKEN_TTL),
         spent_at: Set(None),
     }
     .insert(txn)
     .await?;
-    Ok(token)
+    Ok(())
 }
 
 async fn revoke_session(

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretSlice};
@@ -39,12 +40,17 @@ pub struct Principal {
     pub session_id: Uuid,
 }
 
-/// Signs and checks access tokens with one HMAC secret.
+type HmacSha256 = Hmac<Sha256>;
+
+/// Signs and checks access tokens with one HMAC secret, and derives each
+/// refresh token's successor.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// Keys [`TokenKeys::successor`]; derived from the secret, never the secret.
+    successor_key: SecretSlice<u8>,
 }
 
 impl TokenKeys {
@@ -52,22 +58,72 @@ impl TokenKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        let mut mac = hmac_sha256(secret.expose_secret());
+        mac.update(b"stowage refresh token successor v1");
         Self {
             encoding: EncodingKey::from_secret(secret.expose_secret()),
             decoding: DecodingKey::from_secret(secret.expose_secret()),
             validation,
+            successor_key: SecretSlice::from(mac.finalize().into_bytes().to_vec()),
         }
     }
 
     /// Mints an access token for a user's login session.
     pub fn issue(&self, user_id: Uuid, session_id: Uuid) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
+        self.issue_at(
+            user_id,
+            session_id,
+            chrono::Utc::now().timestamp(),
+            Uuid::now_v7(),
+        )
+    }
+
+    /// The refresh token that a refresh of `presented` issues: derived, not
+    /// drawn, so that a concurrent refresh of the same token within the grace
+    /// period can be handed the very same one. Unguessable without both the
+    /// presented token and the server secret.
+    pub fn successor(&self, presented: &str) -> String {
+        let mut mac = hmac_sha256(self.successor_key.expose_secret());
+        mac.update(presented.as_bytes());
+        format!(
+            "{REFRESH_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    /// The access token that goes with a refresh token: issued at `iat`,
+    /// identified by the refresh token, so it can be minted again unchanged.
+    pub fn issue_for_refresh(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        refresh_token: &str,
+        iat: i64,
+    ) -> anyhow::Result<String> {
+        let digest = Sha256::digest(format!("access token of {refresh_token}").as_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        self.issue_at(
+            user_id,
+            session_id,
+            iat,
+            uuid::Builder::from_random_bytes(id).into_uuid(),
+        )
+    }
+
+    fn issue_at(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        iat: i64,
+        jti: Uuid,
+    ) -> anyhow::Result<String> {
         let claims = Claims {
             sub: user_id,
             sid: session_id,
-            iat: now,
-            exp: now + ACCESS_TOKEN_TTL.as_secs() as i64,
-            jti: Uuid::now_v7(),
+            iat,
+            exp: iat + ACCESS_TOKEN_TTL.as_secs() as i64,
+            jti,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .map_err(|e| anyhow::anyhow!("signing an access token failed: {e}"))
@@ -94,6 +150,10 @@ pub fn new_refresh_token() -> (String, String) {
     let token = format!("{REFRESH_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw));
     let hash = hash_refresh_token(&token);
     (token, hash)
+}
+
+fn hmac_sha256(key: &[u8]) -> HmacSha256 {
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length")
 }
 
 /// The stored form of a refresh token.
@@ -152,6 +212,33 @@ mod tests {
         .unwrap();
         assert!(matches!(k.verify(&expired), Err(AuthError::Expired)));
         assert!(matches!(k.verify("not.a.jwt"), Err(AuthError::Invalid)));
+    }
+
+    #[test]
+    fn a_successor_and_its_access_token_are_the_same_every_time_and_secret_bound() {
+        let (k1, k2) = (
+            keys(b"first-secret-0123456789abcdef0123"),
+            keys(b"other-secret-0123456789abcdef0123"),
+        );
+        let (token, _) = new_refresh_token();
+        assert_eq!(k1.successor(&token), k1.successor(&token));
+        assert_ne!(k1.successor(&token), k2.successor(&token));
+        assert_ne!(k1.successor(&token), k1.successor(&k1.successor(&token)));
+        assert!(k1.successor(&token).starts_with(REFRESH_PREFIX));
+        let (user, session) = (Uuid::now_v7(), Uuid::now_v7());
+        let next = k1.successor(&token);
+        let a = k1
+            .issue_for_refresh(user, session, &next, 1_800_000_000)
+            .unwrap();
+        let b = k1
+            .issue_for_refresh(user, session, &next, 1_800_000_000)
+            .unwrap();
+        assert_eq!(a, b);
+        assert_ne!(
+            a,
+            k1.issue_for_refresh(user, session, &token, 1_800_000_000)
+                .unwrap()
+        );
     }
 
     #[test]
