@@ -44,10 +44,12 @@ async fn relay(target: String) -> (String, tokio::sync::watch::Sender<bool>) {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     let s3 = std::env::var("STOWAGE_TEST_S3_ENDPOINT").unwrap();
     let (address, cut) = relay(s3.trim_start_matches("http://").to_owned()).await;
     let endpoint = format!("http://{address}");
@@ -119,10 +121,12 @@ async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
 /// `/metrics` shows it), the queued events arrive once NATS is back, and
 /// after the cool-down a probe closes the circuit.
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
     let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
     let server = Server::start_with(
@@ -217,10 +221,12 @@ async fn wait_for_events(server: &Server, ok: bool) {
 /// queue takes what it can hold (and delivers it on reconnecting), and the
 /// rest is dropped at once rather than waited for.
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn publishing_while_nats_is_away_never_blocks() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     use stowage_actors::events::{DomainEvent, EventBus};
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
     let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;

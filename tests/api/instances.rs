@@ -36,10 +36,12 @@ async fn count_events(
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn three_instances_ingest_each_event_once_and_purge_each_file_once() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     // Sweeps every 50 ms: the three janitors overlap all the time.
     let apps = spawn_cluster(
         3,
@@ -117,10 +119,12 @@ async fn three_instances_ingest_each_event_once_and_purge_each_file_once() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn a_multipart_upload_moves_between_instances() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     let apps = spawn_cluster(2, &[]).await;
     let user: User = apps[0].new_user().await;
     let bytes = random_bytes(6 << 20);
@@ -171,10 +175,12 @@ async fn a_multipart_upload_moves_between_instances() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn rate_limits_hold_across_instances() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     let apps = spawn_cluster(
         2,
         &[
@@ -210,10 +216,12 @@ async fn rate_limits_hold_across_instances() {
 }
 
 #[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
 async fn a_tus_upload_alternates_between_instances_and_completes() {
-    if Stack::Services.skip() {
-        return;
-    }
+    Stack::Services.require();
     use crate::tus::{create, offset_of, patch};
     let apps = spawn_cluster(2, &[]).await;
     let user = apps[0].new_user().await;
