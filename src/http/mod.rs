@@ -9,12 +9,14 @@
 pub mod auth;
 pub mod client_ip;
 pub mod error;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod problem;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub mod schema;
 
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;

@@ -11,17 +11,27 @@ use uuid::Uuid;
 
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonObject;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
-    #[schema(example = "ada@example.com")]
+    #[schema(example = "ada@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 1024 characters.
-    #[schema(example = "correct horse battery staple")]
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 1024
+    )]
     pub password: String,
     /// Defaults to the part of the email before the '@'.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -108,7 +118,7 @@ impl From<IssuedSession> for SessionBody {
     ))]
 pub async fn signup(
     accounts: web::Data<Accounts>,
-    body: web::Json<SignupRequest>,
+    body: JsonObject<SignupRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewAccount::try_from(body.into_inner())?;
     let session = accounts.signup(new).await?;
@@ -124,7 +134,7 @@ pub async fn signup(
     ))]
 pub async fn login(
     accounts: web::Data<Accounts>,
-    body: web::Json<LoginRequest>,
+    body: JsonObject<LoginRequest>,
 ) -> Result<web::Json<SessionBody>, ApiError> {
     let LoginRequest { email, password } = body.into_inner();
     let session = accounts.login(&email, password).await?;
@@ -140,7 +150,7 @@ pub async fn login(
     ))]
 pub async fn refresh(
     accounts: web::Data<Accounts>,
-    body: web::Json<RefreshTokenRequest>,
+    body: JsonObject<RefreshTokenRequest>,
 ) -> Result<web::Json<SessionBody>, ApiError> {
     let session = accounts.refresh(&body.refresh_token).await?;
     Ok(web::Json(session.into()))
@@ -156,7 +166,7 @@ pub async fn refresh(
 pub async fn logout(
     caller: Authenticated,
     accounts: web::Data<Accounts>,
-    body: web::Json<RefreshTokenRequest>,
+    body: JsonObject<RefreshTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     accounts.logout(caller.0, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())

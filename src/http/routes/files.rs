@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonObject;
 
 /// The file object of the contract.
 #[derive(Debug, Serialize, ToSchema)]
@@ -86,14 +87,17 @@ impl FileBody {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// `owned` (default), `shared`, `shortcuts` or `trash`.
+    #[param(inline, value_type = Option<crate::http::schema::View>)]
     pub view: Option<String>,
     /// 1 to 1000, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Name prefix, case-insensitive.
     pub q: Option<String>,
     /// name, -name, created_at, -created_at (default), size, -size.
+    #[param(inline, value_type = Option<crate::http::schema::Sort>)]
     pub sort: Option<String>,
 }
 
@@ -187,8 +191,14 @@ pub async fn get(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^(?!\\.\\.?$)[^/\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub name: Option<String>,
     /// `private` or `public`.
+    #[schema(inline, value_type = Option<crate::http::schema::Visibility>)]
     pub visibility: Option<String>,
     /// RFC 3339 time in the future, or null to clear.
     #[serde(default, deserialize_with = "present")]
@@ -250,7 +260,7 @@ fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 
 /// Rename, change visibility or expiry.
 #[utoipa::path(patch, path = "/api/v1/files/{id}", tag = "files", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "the ETag read before")),
+    params(("id" = Uuid, Path), ("If-Match" = Option<String>, Header, description = "the ETag read before", pattern = "^(\\*|(W/)?\"?[0-9]{1,18}\"?)$")),
     request_body = PatchRequest,
     responses((status = 200, body = FileBody), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "`name_taken`"), (status = 412, body = Problem)))]
@@ -260,7 +270,7 @@ pub async fn patch(
     files: web::Data<Files>,
     base: web::Data<PublicBase>,
     id: web::Path<Uuid>,
-    body: web::Json<PatchRequest>,
+    body: JsonObject<PatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&req)?;
     let patch = FilePatch::try_from(body.into_inner())?;
@@ -316,6 +326,7 @@ pub async fn confirm(
 #[into_params(parameter_in = Query)]
 pub struct DownloadParams {
     /// `attachment` (default) or `inline`.
+    #[param(inline, value_type = Option<crate::http::schema::Disposition>)]
     pub disposition: Option<String>,
 }
 

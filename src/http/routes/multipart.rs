@@ -16,15 +16,27 @@ use super::files::FileBody;
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonObject;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MultipartRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = "^(?!\\.\\.?$)[^/\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub name: String,
-    /// Total size in bytes (at least 1).
+    /// Total size in bytes: at least 1, at most the server's largest file (`STOWAGE_MAX_UPLOAD_SIZE`, 5 TiB by default).
+    #[schema(minimum = 1, maximum = 5497558138880_u64)]
     pub size: u64,
+    #[schema(
+        max_length = 255,
+        pattern = "^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+( *;[ -~]*)?$"
+    )]
     pub content_type: Option<String>,
     /// 5 MiB to 5 GiB; default: the smallest whole MiB (at least 5) that keeps the upload within 10,000 parts.
+    #[schema(minimum = 5242880, maximum = 5368709120_u64)]
     pub part_size: Option<u64>,
 }
 
@@ -66,7 +78,7 @@ pub async fn create(
     caller: Authenticated,
     uploads: web::Data<Uploads>,
     base: web::Data<PublicBase>,
-    body: web::Json<MultipartRequest>,
+    body: JsonObject<MultipartRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewMultipart::try_from(body.into_inner())?;
     let (file, session) = uploads.create_multipart(caller.0.user_id, new).await?;
@@ -94,7 +106,7 @@ pub struct PartUrl {
 
 /// A presigned URL for one part.
 #[utoipa::path(get, path = "/api/v1/uploads/multipart/{upload_id}/parts/{n}", tag = "uploads", security(("bearer" = [])),
-    params(("upload_id" = Uuid, Path), ("n" = u32, Path, description = "1 to part_count")),
+    params(("upload_id" = Uuid, Path), ("n" = u32, Path, description = "1 to part_count", minimum = 1, maximum = 10000)),
     responses((status = 200, body = PartUrl), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 410, body = Problem, description = "`upload_expired`")))]
 pub async fn part_url(
@@ -149,6 +161,7 @@ pub async fn parts(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompletedPart {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u32,
     pub etag: String,
 }
@@ -170,7 +183,7 @@ pub async fn complete(
     uploads: web::Data<Uploads>,
     base: web::Data<PublicBase>,
     upload: web::Path<Uuid>,
-    body: web::Json<CompleteRequest>,
+    body: JsonObject<CompleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let claimed = body
         .into_inner()

@@ -16,13 +16,16 @@ use super::files::FileBody;
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonObject;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ShareRequest {
     /// The email of the account to share with.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// `viewer` or `editor`.
+    #[schema(inline, value_type = crate::http::schema::ShareRole)]
     pub role: String,
 }
 
@@ -65,12 +68,13 @@ where
 #[utoipa::path(post, path = "/api/v1/files/{id}/shares", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ShareRequest,
     responses((status = 201, body = ShareBody), (status = 200, body = ShareBody, description = "already shared: role set"),
-        (status = 403, body = Problem), (status = 404, body = Problem, description = "`file_not_found` or `user_not_found`")))]
+        (status = 403, body = Problem), (status = 404, body = Problem, description = "`file_not_found` or `user_not_found`"),
+        (status = 409, body = Problem, description = "`file_pending`: a file is shared once its upload has finished")))]
 pub async fn share(
     caller: Authenticated,
     sharing: web::Data<Addr<SharingActor>>,
     id: web::Path<Uuid>,
-    body: web::Json<ShareRequest>,
+    body: JsonObject<ShareRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let ShareRequest { email, role } = body.into_inner();
     let role = match role.as_str() {
@@ -166,7 +170,7 @@ pub async fn add_shortcut(
     caller: Authenticated,
     files: web::Data<Files>,
     base: web::Data<PublicBase>,
-    body: web::Json<ShortcutRequest>,
+    body: JsonObject<ShortcutRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let view = files.add_shortcut(caller.0.user_id, body.file_id).await?;
     let shortcut_id = view

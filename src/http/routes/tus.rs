@@ -47,9 +47,10 @@ pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
 /// `Upload-Metadata` with `filename`/`name` and `filetype`/`type`); with
 /// `Content-Type: application/offset+octet-stream` the body is its first bytes.
 #[utoipa::path(post, path = "/api/v1/tus", tag = "uploads", security(("bearer" = [])),
-    params(("Tus-Resumable" = String, Header, description = "1.0.0"),
-        ("Upload-Length" = Option<u64>, Header), ("Upload-Defer-Length" = Option<String>, Header),
-        ("Upload-Metadata" = Option<String>, Header), ("Upload-Checksum" = Option<String>, Header)),
+    request_body(content = inline(crate::http::schema::Octets), content_type = "application/offset+octet-stream", description = "creation-with-upload: the first bytes"),
+    params(("Tus-Resumable" = String, Header, description = "1.0.0", pattern = "^1\\.0\\.0$"),
+        ("Upload-Length" = Option<u64>, Header), ("Upload-Defer-Length" = Option<String>, Header, pattern = "^1$"),
+        ("Upload-Metadata" = Option<String>, Header, max_length = 16384, description = "at most 64 `key base64` pairs"), ("Upload-Checksum" = Option<String>, Header, pattern = "^(sha1 [A-Za-z0-9+/]{26}|sha256 [A-Za-z0-9+/]{42})[AEIMQUYcgkosw048]=$")),
     responses((status = 201, description = "`Location` of the upload, `Upload-Expires`, `Upload-Offset` with a body"),
         (status = 400, body = Problem), (status = 409, body = Problem, description = "`name_taken`"),
         (status = 412, body = Problem, description = "missing or unsupported `Tus-Resumable`"),
@@ -136,7 +137,7 @@ pub async fn create(
 /// An upload's `Upload-Offset`, `Upload-Length` (or `Upload-Defer-Length`),
 /// `Upload-Metadata` and `Upload-Expires`.
 #[utoipa::path(head, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0", pattern = "^1\\.0\\.0$")),
     responses((status = 200, description = "the upload's state in the headers"),
         (status = 404, body = Problem), (status = 410, body = Problem, description = "`upload_expired`"),
         (status = 412, body = Problem)))]
@@ -175,9 +176,10 @@ pub async fn head(
 
 /// Append the body (`application/offset+octet-stream`) at `Upload-Offset`.
 #[utoipa::path(patch, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0"),
+    request_body(content = inline(crate::http::schema::Octets), content_type = "application/offset+octet-stream", description = "the bytes from `Upload-Offset` on"),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0", pattern = "^1\\.0\\.0$"),
         ("Upload-Offset" = u64, Header), ("Upload-Length" = Option<u64>, Header, description = "for a deferred length"),
-        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>`")),
+        ("Upload-Checksum" = Option<String>, Header, description = "`sha1 <base64>` or `sha256 <base64>`", pattern = "^(sha1 [A-Za-z0-9+/]{26}|sha256 [A-Za-z0-9+/]{42})[AEIMQUYcgkosw048]=$")),
     responses((status = 204, description = "`Upload-Offset` and `Upload-Expires`"),
         (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "`offset_mismatch`"),
@@ -234,7 +236,7 @@ pub async fn patch(
 
 /// Terminate an unfinished upload: its bytes and its pending file go.
 #[utoipa::path(delete, path = "/api/v1/tus/{id}", tag = "uploads", security(("bearer" = [])),
-    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0")),
+    params(("id" = Uuid, Path), ("Tus-Resumable" = String, Header, description = "1.0.0", pattern = "^1\\.0\\.0$")),
     responses((status = 204), (status = 404, body = Problem),
         (status = 409, body = Problem, description = "`upload_completed`"), (status = 412, body = Problem)))]
 pub async fn delete(
@@ -275,11 +277,19 @@ pub async fn overridden(
         Some(Method::PATCH) => patch(req, auth, tus, id, body).await,
         Some(Method::DELETE) => delete(req, auth, tus, id).await,
         Some(Method::HEAD) => head(req, auth, tus, id).await,
-        _ => failure(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
-            "POST on an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD",
-        )),
+        _ => {
+            let mut res = failure(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "POST on an upload needs X-HTTP-Method-Override: PATCH, DELETE or HEAD",
+            ));
+            insert(
+                res.headers_mut(),
+                actix_web::http::header::ALLOW,
+                "OPTIONS, HEAD, PATCH, DELETE",
+            );
+            res
+        }
     }
 }
 

@@ -14,19 +14,32 @@ use super::files::FileBody;
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
+use crate::http::json::JsonObject;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadRequest {
-    #[schema(example = "report.pdf")]
+    #[schema(
+        example = "report.pdf",
+        min_length = 1,
+        max_length = 255,
+        pattern = "^(?!\\.\\.?$)[^/\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub name: String,
-    /// Exact size in bytes.
+    /// Exact size in bytes: at most 5 GiB (larger files go through multipart or tus).
+    #[schema(maximum = 5368709120_u64)]
     pub size: u64,
     /// Default `application/octet-stream`.
+    #[schema(
+        max_length = 255,
+        pattern = "^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+( *;[ -~]*)?$"
+    )]
     pub content_type: Option<String>,
     /// Hex SHA-256 of the bytes; when given, the file only becomes available if it matches.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     pub sha256: Option<String>,
     /// Lifetime of the upload URL: 1 to 604800 seconds, default 3600.
+    #[schema(minimum = 1, maximum = 604800)]
     pub expires_in_seconds: Option<u64>,
 }
 
@@ -92,7 +105,7 @@ pub async fn create(
     caller: Authenticated,
     files: web::Data<Files>,
     base: web::Data<PublicBase>,
-    body: web::Json<UploadRequest>,
+    body: JsonObject<UploadRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let upload = NewUpload::try_from(body.into_inner())?;
     let mut created = files
@@ -108,6 +121,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// 1 to 100 uploads.
+    #[schema(min_items = 1, max_items = 100)]
     pub files: Vec<UploadRequest>,
 }
 
@@ -124,7 +138,7 @@ pub async fn batch(
     caller: Authenticated,
     files: web::Data<Files>,
     base: web::Data<PublicBase>,
-    body: web::Json<BatchRequest>,
+    body: JsonObject<BatchRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let requests = body.into_inner().files;
     if requests.is_empty() || requests.len() > MAX_BATCH {

@@ -1,0 +1,71 @@
+//! The closed sets the OpenAPI document names for inputs the server checks
+//! in code, so that a request the document calls valid is one the server
+//! accepts. Schema-only types: the handlers parse strings into the domain's
+//! own types. (Patterns and bounds stand on the request fields themselves:
+//! a file name `^(?!\.\.?$)[^/\u0000-\u001f\u007f-\u009f]+$` of 1 to 255
+//! characters, a media type `type/subtype[; parameters]`, a hex SHA-256.)
+
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
+
+/// The role a share gives.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ShareRole {
+    Viewer,
+    Editor,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Public,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum Disposition {
+    Attachment,
+    Inline,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum View {
+    Owned,
+    Shared,
+    Shortcuts,
+    Trash,
+}
+
+#[derive(ToSchema)]
+pub enum Sort {
+    #[schema(rename = "name")]
+    Name,
+    #[schema(rename = "-name")]
+    NameDescending,
+    #[schema(rename = "created_at")]
+    CreatedAt,
+    #[schema(rename = "-created_at")]
+    CreatedAtDescending,
+    #[schema(rename = "size")]
+    Size,
+    #[schema(rename = "-size")]
+    SizeDescending,
+}
+
+/// Raw bytes, as tus sends them: `{"type": "string", "format": "binary"}`.
+pub struct Octets;
+
+impl utoipa::PartialSchema for Octets {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for Octets {}
