@@ -17,6 +17,7 @@ use stowage_actors::events::EventBus;
 use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
+use stowage_actors::outbox::{OutboxRelayActor, Relay};
 use stowage_actors::sharing::SharingActor;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage, private_dir};
@@ -44,6 +45,8 @@ pub struct Application {
     janitor: Addr<JanitorActor>,
     janitor_stopping: Arc<std::sync::atomic::AtomicBool>,
     events: EventBus,
+    relay: Relay,
+    outbox: Addr<OutboxRelayActor>,
 }
 
 impl Application {
@@ -152,6 +155,11 @@ impl Application {
             let interval = settings.janitor_interval;
             Supervisor::start(move |_| JanitorActor::new(janitor, interval))
         };
+        let relay = Relay::new(conn.clone(), bus.clone());
+        let outbox = {
+            let relay = relay.clone();
+            Supervisor::start(move |_| OutboxRelayActor::new(relay))
+        };
         let sharing = {
             let (db, bus) = (conn.clone(), bus.clone());
             web::Data::new(Supervisor::start(move |_| SharingActor::new(db, bus)))
@@ -221,6 +229,8 @@ impl Application {
             janitor,
             janitor_stopping,
             events: events_handle,
+            relay,
+            outbox,
         })
     }
 
@@ -232,6 +242,11 @@ impl Application {
     /// The supervised ingest actor (tests stop it to watch it come back).
     pub fn ingest(&self) -> Addr<IngestActor> {
         self.ingest.clone()
+    }
+
+    /// The supervised outbox relay (tests stop it to watch it come back).
+    pub fn outbox(&self) -> Addr<OutboxRelayActor> {
+        self.outbox.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -249,6 +264,10 @@ impl Application {
         self.janitor_stopping
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.janitor.send(Shutdown).await;
+        // Another instance takes over the outbox at once, not after the lease.
+        if let Err(e) = self.relay.resign().await {
+            tracing::warn!(error = %e, "could not hand the outbox relay lease back");
+        }
         tracing::info!("stowage stopped");
         Ok(())
     }

@@ -11,6 +11,7 @@ pub mod files;
 pub mod ingest;
 pub mod janitor;
 pub mod metrics;
+pub mod outbox;
 pub mod sharing;
 pub mod storage;
 pub mod time;

@@ -21,6 +21,7 @@ pub const UPLOADS_FAILED_TOTAL: &str = "stowage_uploads_failed_total";
 pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
 pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
 pub const CIRCUIT_OPEN: &str = "stowage_circuit_open";
+pub const OUTBOX_BACKLOG: &str = "stowage_outbox_backlog";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -109,9 +110,15 @@ pub fn describe() {
         Unit::Count,
         "1 while the circuit breaker to a dependency (s3, nats) is open, else 0"
     );
+    describe_gauge!(
+        OUTBOX_BACKLOG,
+        Unit::Count,
+        "Domain events written but not yet published (as of the outbox relay's last pass)"
+    );
+    metrics::gauge!(OUTBOX_BACKLOG).set(0.0);
     // Closed label sets start at zero, so dashboards and alerts see every
     // series before the first event happens.
-    for actor in ["ingest", "janitor", "sharing"] {
+    for actor in ["ingest", "janitor", "sharing", "outbox"] {
         metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(0);
     }
     for (sweep, result) in [

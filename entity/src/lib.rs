@@ -3,6 +3,8 @@
 
 pub mod files;
 pub mod login_sessions;
+pub mod outbox;
+pub mod outbox_relay;
 pub mod refresh_tokens;
 pub mod shares;
 pub mod shortcuts;

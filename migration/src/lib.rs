@@ -10,6 +10,7 @@ mod m20261121_000002_files;
 mod m20261121_000003_sharing;
 mod m20261121_000004_rate_limits;
 mod m20261121_000005_tus;
+mod m20261202_000006_outbox;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000003_sharing::Migration),
             Box::new(m20261121_000004_rate_limits::Migration),
             Box::new(m20261121_000005_tus::Migration),
+            Box::new(m20261202_000006_outbox::Migration),
         ]
     }
 }

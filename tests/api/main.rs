@@ -16,6 +16,7 @@ mod instances;
 mod janitor;
 mod multipart;
 mod ops;
+mod outbox;
 mod process;
 mod sharing;
 mod trash;

@@ -166,6 +166,8 @@ async fn share_as_viewer_then_editor_shortcut_then_revoke(stack: Stack) {
             break;
         }
     }
+    let kinds: Vec<(&str, Option<String>)> =
+        kinds.iter().map(|(k, r)| (k.as_str(), r.clone())).collect();
     assert_eq!(
         kinds,
         [

@@ -6,11 +6,15 @@
 //! ingest actor through an [`IngestSource`] with the same ack, retry and
 //! terminate semantics.
 //!
-//! *Out*: domain events (`file.available`, …) published after the commit
-//! that caused them, on `stowage.events.<type>` when NATS is configured, and
-//! always to in-process subscribers.
+//! *Out*: domain events (`file.available`, …), written to the outbox in the
+//! transaction that caused them and delivered by its relay
+//! ([`crate::outbox`]) on `stowage.events.<type>` when NATS is configured,
+//! and always to in-process subscribers.
 
+mod domain;
 pub mod minio;
+
+pub use domain::{DeliverError, DomainEvent};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +22,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pull, stream};
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use serde::Serialize;
 use tokio::sync::{Mutex, broadcast, mpsc};
-use uuid::Uuid;
 
 /// Subject prefix of outgoing domain events.
 pub const EVENTS_PREFIX: &str = "stowage.events";
@@ -33,41 +34,8 @@ pub const MAX_DELIVER: u64 = 5;
 /// After the first message of a batch, how long to keep collecting: large
 /// batches under load, at most this much added latency when quiet.
 const LINGER: Duration = Duration::from_millis(20);
-/// Longest a request waits to hand a domain event to the NATS client.
+/// Longest the relay waits to hand one domain event to the NATS client.
 pub const PUBLISH_WAIT: Duration = Duration::from_secs(1);
-
-/// A domain event, as published.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DomainEvent {
-    pub event_id: Uuid,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub occurred_at: DateTime<Utc>,
-    pub file_id: Uuid,
-    pub owner_id: Uuid,
-    pub actor_id: Option<Uuid>,
-    pub data: serde_json::Value,
-}
-
-impl DomainEvent {
-    pub fn new(
-        kind: &'static str,
-        file_id: Uuid,
-        owner_id: Uuid,
-        actor_id: Option<Uuid>,
-        data: serde_json::Value,
-    ) -> Self {
-        Self {
-            event_id: Uuid::now_v7(),
-            kind,
-            occurred_at: crate::time::now(),
-            file_id,
-            owner_id,
-            actor_id,
-            data,
-        }
-    }
-}
 
 #[derive(Clone)]
 pub struct EventBus {
@@ -77,6 +45,8 @@ pub struct EventBus {
 struct Inner {
     domain: broadcast::Sender<DomainEvent>,
     transport: Transport,
+    /// Rung after a commit that wrote to the outbox: the relay wakes.
+    outbox: tokio::sync::Notify,
 }
 
 enum Transport {
@@ -94,44 +64,6 @@ struct NatsTransport {
     stream: String,
     /// Around publishing: a NATS that stops answering fails fast.
     circuit: crate::circuit::Circuit,
-}
-
-impl NatsTransport {
-    /// Hands a domain event to the client, through the circuit (see
-    /// [`EventBus::publish`]).
-    async fn publish_domain(&self, event: &DomainEvent, body: Vec<u8>) {
-        let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
-        let allowed = self.circuit.allow().is_ok();
-        let wait = if allowed {
-            PUBLISH_WAIT
-        } else {
-            Duration::ZERO
-        };
-        let queued =
-            tokio::time::timeout(wait, self.client.publish(subject, Bytes::from(body))).await;
-        let connected = self.client.connection_state() == async_nats::connection::State::Connected;
-        let problem = match queued {
-            Ok(Ok(())) if connected => None,
-            Ok(Ok(())) => {
-                Some("NATS is disconnected: domain event queued until it is back".to_owned())
-            }
-            Ok(Err(e)) => Some(format!("domain event not published: {e}")),
-            Err(_) => {
-                Some("domain event dropped: NATS is away and the client's queue is full".to_owned())
-            }
-        };
-        if !allowed {
-            // The open circuit's own warning and gauge speak for these.
-            if let Some(problem) = problem {
-                tracing::debug!(kind = event.kind, file_id = %event.file_id, "{problem}");
-            }
-            return;
-        }
-        self.circuit.record(problem.is_none());
-        if let Some(problem) = problem {
-            tracing::warn!(kind = event.kind, file_id = %event.file_id, "{problem}");
-        }
-    }
 }
 
 impl EventBus {
@@ -182,7 +114,11 @@ impl EventBus {
     fn with(transport: Transport) -> Self {
         let (domain, _) = broadcast::channel(1024);
         Self {
-            inner: Arc::new(Inner { domain, transport }),
+            inner: Arc::new(Inner {
+                domain,
+                transport,
+                outbox: tokio::sync::Notify::new(),
+            }),
         }
     }
 
@@ -216,26 +152,6 @@ impl EventBus {
                 stored
             }
         }
-    }
-
-    /// Publishes a domain event. Call it after the commit that made it true.
-    /// Delivery is best effort: a failure is logged, never returned, and
-    /// never holds the caller up for more than [`PUBLISH_WAIT`].
-    ///
-    /// While NATS is away the client queues publishes (up to its command
-    /// buffer) and sends them once it has reconnected; each one made while
-    /// disconnected counts as a failure, so the circuit opens and operators
-    /// see it. An open circuit still queues an event when there is room
-    /// right now, but never waits for room.
-    pub async fn publish(&self, event: DomainEvent) {
-        if let Transport::Nats(nats) = &self.inner.transport {
-            match serde_json::to_vec(&event) {
-                Ok(body) => nats.publish_domain(&event, body).await,
-                Err(e) => tracing::error!(error = %e, "domain event not serialisable"),
-            }
-        }
-        // No receiver is fine.
-        let _ = self.inner.domain.send(event);
     }
 
     /// Domain events published by this process from now on.

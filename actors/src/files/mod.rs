@@ -216,9 +216,8 @@ impl Files {
             }
             other => other?,
         };
-        for changed in mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await? {
-            self.bus.publish(available_event(&changed)).await;
-        }
+        mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await?;
+        self.bus.outbox_written();
         Ok(FileView::new(self.load(id).await?, Role::Owner))
     }
 
@@ -422,7 +421,8 @@ impl Files {
         if let Some(expires_at) = patch.expires_at {
             update = update.col_expr(files::Column::ExpiresAt, Expr::value(expires_at));
         }
-        let result = match update.exec(&self.db).await {
+        let txn = self.db.begin().await?;
+        let result = match update.exec(&txn).await {
             Ok(r) => r,
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 let name = patch
@@ -434,6 +434,7 @@ impl Files {
             Err(e) => return Err(e.into()),
         };
         if result.rows_affected == 0 {
+            txn.rollback().await?;
             // Someone else changed it between our read and write.
             return match if_match {
                 Some(_) => {
@@ -443,18 +444,22 @@ impl Files {
                 None => Err(FileError::Conflict),
             };
         }
-        let updated = self.load(id).await?;
+        let updated = files::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(FileError::NotFound(id))?;
         if let Some((old, new)) = renamed {
-            self.bus
-                .publish(DomainEvent::new(
-                    "file.renamed",
-                    updated.id,
-                    updated.owner_id,
-                    Some(caller),
-                    json!({"old_name": old, "new_name": new, "version": updated.version}),
-                ))
-                .await;
+            let event = DomainEvent::new(
+                "file.renamed",
+                updated.id,
+                updated.owner_id,
+                Some(caller),
+                json!({"old_name": old, "new_name": new, "version": updated.version}),
+            );
+            crate::outbox::record(&txn, &[event]).await?;
         }
+        txn.commit().await?;
+        self.bus.outbox_written();
         Ok(FileView::new(updated, view.role))
     }
 
@@ -466,6 +471,7 @@ impl Files {
         view.require(Action::Delete)?;
         let at = now();
         let purge_at = at + self.trash_retention;
+        let txn = self.db.begin().await?;
         let result = files::Entity::update_many()
             .col_expr(files::Column::DeletedAt, Expr::value(at))
             .col_expr(files::Column::PurgeAt, Expr::value(purge_at))
@@ -476,19 +482,20 @@ impl Files {
             .col_expr(files::Column::UpdatedAt, Expr::value(at))
             .filter(files::Column::Id.eq(id))
             .filter(files::Column::DeletedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
         if result.rows_affected == 1 {
-            self.bus
-                .publish(DomainEvent::new(
-                    "file.deleted",
-                    id,
-                    view.file.owner_id,
-                    Some(caller),
-                    json!({"name": view.file.name, "purge_at": purge_at}),
-                ))
-                .await;
+            let event = DomainEvent::new(
+                "file.deleted",
+                id,
+                view.file.owner_id,
+                Some(caller),
+                json!({"name": view.file.name, "purge_at": purge_at}),
+            );
+            crate::outbox::record(&txn, &[event]).await?;
         }
+        txn.commit().await?;
+        self.bus.outbox_written();
         Ok(())
     }
 
@@ -507,6 +514,7 @@ impl Files {
             // Past retention: the janitor's to purge; as good as gone.
             return Err(FileError::NotFound(id));
         }
+        let txn = self.db.begin().await?;
         let result = files::Entity::update_many()
             .col_expr(
                 files::Column::DeletedAt,
@@ -523,7 +531,7 @@ impl Files {
             .col_expr(files::Column::UpdatedAt, Expr::value(now()))
             .filter(files::Column::Id.eq(id))
             .filter(files::Column::DeletedAt.is_not_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await;
         match result {
             Ok(r) if r.rows_affected == 1 => {}
@@ -533,16 +541,20 @@ impl Files {
             }
             Err(e) => return Err(e.into()),
         }
-        let restored = self.load(id).await?;
-        self.bus
-            .publish(DomainEvent::new(
-                "file.restored",
-                id,
-                restored.owner_id,
-                Some(caller),
-                json!({"name": restored.name}),
-            ))
-            .await;
+        let restored = files::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or(FileError::NotFound(id))?;
+        let event = DomainEvent::new(
+            "file.restored",
+            id,
+            restored.owner_id,
+            Some(caller),
+            json!({"name": restored.name}),
+        );
+        crate::outbox::record(&txn, &[event]).await?;
+        txn.commit().await?;
+        self.bus.outbox_written();
         Ok(FileView::new(restored, Role::Owner))
     }
 
@@ -793,10 +805,14 @@ pub(crate) async fn mark_available_in(
             .exec(txn)
             .await?;
     }
+    let events: Vec<DomainEvent> = changed.iter().map(available_event).collect();
+    for chunk in events.chunks(1000) {
+        crate::outbox::record(txn, chunk).await?;
+    }
     Ok(changed)
 }
 
-pub(crate) fn available_event(file: &files::Model) -> DomainEvent {
+fn available_event(file: &files::Model) -> DomainEvent {
     DomainEvent::new(
         "file.available",
         file.id,

@@ -22,7 +22,7 @@ pub use actor::{IngestActor, Stop};
 use crate::domain::ObjectKey;
 use crate::events::EventBus;
 use crate::events::minio::{ObjectEvent, ObjectEventKind};
-use crate::files::{FileError, available_event, mark_available, verify_object};
+use crate::files::{FileError, mark_available, verify_object};
 use crate::metrics::{INGEST_EVENTS_TOTAL, INGEST_LAG_SECONDS};
 use crate::storage::{ObjectMeta, Storage};
 
@@ -137,8 +137,8 @@ impl Ingest {
                 metrics::histogram!(INGEST_LAG_SECONDS).record(lag.as_secs_f64());
             }
         }
-        for file in &changed {
-            self.bus.publish(available_event(file)).await;
+        if !changed.is_empty() {
+            self.bus.outbox_written();
         }
         Ok(outcomes)
     }

@@ -36,7 +36,7 @@ pub use actor::{JanitorActor, Shutdown};
 
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus};
-use crate::files::{available_event, mark_available, verify_object};
+use crate::files::{mark_available, verify_object};
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
 use crate::time::now;
@@ -157,18 +157,21 @@ impl Janitor {
                 .filter(files::Column::Id.is_in(ids))
                 .exec(&txn)
                 .await?;
-            txn.commit().await?;
-            for f in &batch {
-                self.bus
-                    .publish(DomainEvent::new(
+            let events: Vec<DomainEvent> = batch
+                .iter()
+                .map(|f| {
+                    DomainEvent::new(
                         "file.deleted",
                         f.id,
                         f.owner_id,
                         None,
                         json!({"name": f.name, "purge_at": purge_at, "reason": "expired"}),
-                    ))
-                    .await;
-            }
+                    )
+                })
+                .collect();
+            crate::outbox::record(&txn, &events).await?;
+            txn.commit().await?;
+            self.bus.outbox_written();
             count("expire", "trashed", batch.len() as u64);
             total += batch.len() as u64;
         }
@@ -221,18 +224,21 @@ impl Janitor {
                 .filter(files::Column::Id.is_in(gone))
                 .exec_with_returning(&txn)
                 .await?;
-            txn.commit().await?;
-            for f in &purged {
-                self.bus
-                    .publish(DomainEvent::new(
+            let events: Vec<DomainEvent> = purged
+                .iter()
+                .map(|f| {
+                    DomainEvent::new(
                         "file.purged",
                         f.id,
                         f.owner_id,
                         None,
                         json!({"name": f.name}),
-                    ))
-                    .await;
-            }
+                    )
+                })
+                .collect();
+            crate::outbox::record(&txn, &events).await?;
+            txn.commit().await?;
+            self.bus.outbox_written();
             count("purge", "purged", purged.len() as u64);
             count("purge", "failed", report.failed.len() as u64);
             total += purged.len() as u64;
@@ -278,8 +284,8 @@ impl Janitor {
             }
         }
         let changed = mark_available(&self.db, UploadKind::Direct, &ready).await?;
-        for f in &changed {
-            self.bus.publish(available_event(f)).await;
+        if !changed.is_empty() {
+            self.bus.outbox_written();
         }
         count("reconcile", "confirmed", changed.len() as u64);
         Ok(changed.len() as u64)
@@ -384,18 +390,21 @@ impl Janitor {
                 .filter(files::Column::Status.eq(FileStatus::Pending))
                 .exec(&txn)
                 .await?;
-            txn.commit().await?;
-            for s in &batch {
-                self.bus
-                    .publish(DomainEvent::new(
+            let events: Vec<DomainEvent> = batch
+                .iter()
+                .map(|s| {
+                    DomainEvent::new(
                         "upload.expired",
                         s.file_id,
                         s.owner_id,
                         None,
                         json!({"upload_id": s.id, "kind": s.kind.as_str()}),
-                    ))
-                    .await;
-            }
+                    )
+                })
+                .collect();
+            crate::outbox::record(&txn, &events).await?;
+            txn.commit().await?;
+            self.bus.outbox_written();
             count("stale_uploads", "expired", batch.len() as u64);
             for s in &batch {
                 crate::metrics::upload_failed(s.kind.as_str(), "expired");

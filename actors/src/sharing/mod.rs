@@ -97,8 +97,9 @@ impl Handler<Share> for SharingActor {
                 return Err(FileError::ShareWithOwner);
             }
             let at = now();
+            let txn = db.begin().await?;
             let existing = shares::Entity::find_by_id((msg.file_id, user.id))
-                .one(&db)
+                .one(&txn)
                 .await?;
             let previous = existing.as_ref().map(|s| s.role);
             let (share, created) = match existing {
@@ -110,24 +111,28 @@ impl Handler<Share> for SharingActor {
                         created_at: Set(at),
                         updated_at: Set(at),
                     }
-                    .insert(&db)
+                    .insert(&txn)
                     .await;
                     match share {
                         Ok(s) => (s, true),
-                        // Shared concurrently: take the row that won.
+                        // Shared concurrently: the row that won (and its
+                        // event) stand; this transaction is over.
                         Err(e)
                             if matches!(
                                 e.sql_err(),
                                 Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
                             ) =>
                         {
-                            (
-                                shares::Entity::find_by_id((msg.file_id, user.id))
-                                    .one(&db)
-                                    .await?
-                                    .ok_or(FileError::Conflict)?,
-                                false,
-                            )
+                            drop(txn);
+                            let share = shares::Entity::find_by_id((msg.file_id, user.id))
+                                .one(&db)
+                                .await?
+                                .ok_or(FileError::Conflict)?;
+                            return Ok(ShareOutcome {
+                                share,
+                                user,
+                                created: false,
+                            });
                         }
                         Err(e) => return Err(e.into()),
                     }
@@ -137,12 +142,12 @@ impl Handler<Share> for SharingActor {
                     let mut active: shares::ActiveModel = s.into();
                     active.role = Set(msg.role);
                     active.updated_at = Set(at);
-                    (active.update(&db).await?, false)
+                    (active.update(&txn).await?, false)
                 }
             };
             if previous != Some(share.role) {
                 let role = Role::from(share.role).as_str();
-                bus.publish(DomainEvent::new(
+                let event = DomainEvent::new(
                     "file.shared",
                     msg.file_id,
                     view.file.owner_id,
@@ -152,9 +157,11 @@ impl Handler<Share> for SharingActor {
                         "role": role,
                         "previous_role": previous.map(|r| Role::from(r).as_str()),
                     }),
-                ))
-                .await;
+                );
+                crate::outbox::record(&txn, &[event]).await?;
             }
+            txn.commit().await?;
+            bus.outbox_written();
             Ok(ShareOutcome {
                 share,
                 user,
@@ -187,15 +194,16 @@ impl Handler<Revoke> for SharingActor {
                 .filter(shortcuts::Column::UserId.eq(msg.user_id))
                 .exec(&txn)
                 .await?;
-            txn.commit().await?;
-            bus.publish(DomainEvent::new(
+            let event = DomainEvent::new(
                 "file.unshared",
                 msg.file_id,
                 view.file.owner_id,
                 Some(msg.caller),
                 json!({"user_id": msg.user_id}),
-            ))
-            .await;
+            );
+            crate::outbox::record(&txn, &[event]).await?;
+            txn.commit().await?;
+            bus.outbox_written();
             Ok(())
         })
     }

@@ -44,7 +44,7 @@ use self::assembly::{Chunk, Digest as DigestPiece, Seal, Sink, Target, Write};
 use self::headers::resumable;
 use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, available_event, insert_file, mark_available_in, pending_file};
+use crate::files::{FileError, insert_file, mark_available_in, pending_file};
 use crate::storage::{Storage, StorageError, StoredPart};
 use crate::time::now;
 use crate::uploads::{MAX_PARTS, MIN_PART_SIZE, PartPlan};
@@ -1013,8 +1013,8 @@ impl Tus {
             // Its bytes were counted as they were acknowledged.
             crate::metrics::upload_completed("tus", 0);
         }
-        for f in &changed {
-            inner.bus.publish(available_event(f)).await;
+        if !changed.is_empty() {
+            inner.bus.outbox_written();
         }
         done.into_iter()
             .next()

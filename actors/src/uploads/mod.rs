@@ -21,8 +21,7 @@ use uuid::Uuid;
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
-    FileError, FileView, Role, available_event, insert_file, mark_available, pending_file,
-    verify_object,
+    FileError, FileView, Role, insert_file, mark_available, pending_file, verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
 use crate::time::now;
@@ -320,8 +319,8 @@ impl Uploads {
             .one(&self.db)
             .await?
             .ok_or(FileError::NotFound(file.id))?;
-        for f in &changed {
-            self.bus.publish(available_event(f)).await;
+        if !changed.is_empty() {
+            self.bus.outbox_written();
         }
         Ok(FileView::new(file, Role::Owner))
     }
