@@ -20,10 +20,16 @@ use tempfile::TempPath;
 use tokio::io::AsyncWriteExt;
 
 use super::signing::{BlobMethod, Grant, UrlSigner};
-use super::{
-    DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, StoredPart, expiry_secs,
-};
+use super::{DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
 use crate::events::{EventBus, minio};
+
+mod fs;
+mod multipart;
+
+pub use self::fs::private_dir;
+use self::fs::{Replace, persist, private_dir_async, safe_relative, write_atomically};
+
+use self::multipart::{PartMeta, no_such_upload};
 
 /// Why a signed PUT stored nothing.
 #[derive(Debug, thiserror::Error)]
@@ -47,20 +53,6 @@ pub enum GrantError {
     Expired,
     #[error("the signature does not match this URL and method")]
     BadSignature,
-}
-
-/// What a multipart upload directory records about itself.
-#[derive(Debug, Serialize, Deserialize)]
-struct Manifest {
-    key: String,
-    content_type: String,
-}
-
-/// What is recorded next to each stored part.
-#[derive(Debug, Serialize, Deserialize)]
-struct PartMeta {
-    size: u64,
-    etag: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -365,181 +357,6 @@ impl LocalStore {
         object
     }
 
-    pub async fn create_multipart(
-        &self,
-        key: &str,
-        content_type: &str,
-    ) -> Result<String, StorageError> {
-        safe_relative(key)?;
-        let upload_id = uuid::Uuid::new_v4().to_string();
-        let dir = self.multipart.join(&upload_id);
-        private_dir_async(&dir).await?;
-        let manifest = Manifest {
-            key: key.to_owned(),
-            content_type: content_type.to_owned(),
-        };
-        write_atomically(
-            &self.tmp,
-            &dir.join("manifest.json"),
-            &serde_json::to_vec(&manifest).map_err(StorageError::unavailable)?,
-        )
-        .await?;
-        Ok(upload_id)
-    }
-
-    pub fn presign_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part: u32,
-        size: u64,
-        ttl: Duration,
-    ) -> PresignedRequest {
-        let expires = Utc::now().timestamp() + i64::from(expiry_secs(ttl));
-        let grant = Grant {
-            method: BlobMethod::Put,
-            key: key.to_owned(),
-            expires,
-            size: Some(size),
-            disposition: None,
-            content_type: None,
-            part: Some((upload_id.to_owned(), part)),
-        };
-        PresignedRequest {
-            method: "PUT",
-            url: self.url_for(&grant),
-            headers: BTreeMap::new(),
-            expires_at: DateTime::from_timestamp(expires, 0).unwrap_or_else(Utc::now),
-        }
-    }
-
-    pub async fn list_parts(
-        &self,
-        upload_id: &str,
-    ) -> Result<Option<Vec<StoredPart>>, StorageError> {
-        let dir = self.upload_dir(upload_id)?;
-        let mut entries = match tokio::fs::read_dir(&dir).await {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::unavailable(e)),
-        };
-        let mut parts = Vec::new();
-        while let Some(entry) = entries
-            .next_entry()
-            .await
-            .map_err(StorageError::unavailable)?
-        {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(number) = name
-                .strip_suffix(".json")
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            // A part is there once both its bytes and its record are.
-            if !tokio::fs::try_exists(dir.join(format!("{number:05}.part")))
-                .await
-                .unwrap_or(false)
-            {
-                continue;
-            }
-            let bytes = tokio::fs::read(entry.path())
-                .await
-                .map_err(StorageError::unavailable)?;
-            let meta: PartMeta =
-                serde_json::from_slice(&bytes).map_err(StorageError::unavailable)?;
-            parts.push(StoredPart {
-                part_number: number,
-                size: meta.size,
-                etag: meta.etag,
-            });
-        }
-        parts.sort_by_key(|p| p.part_number);
-        Ok(Some(parts))
-    }
-
-    /// Concatenates the parts into the object, hashing as it goes, then
-    /// announces it as a CompleteMultipartUpload.
-    pub async fn complete_multipart(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[StoredPart],
-    ) -> Result<(), StorageError> {
-        let dir = self.upload_dir(upload_id)?;
-        let manifest = match tokio::fs::read(dir.join("manifest.json")).await {
-            Ok(bytes) => {
-                serde_json::from_slice::<Manifest>(&bytes).map_err(StorageError::unavailable)?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(no_such_upload()),
-            Err(e) => return Err(StorageError::unavailable(e)),
-        };
-        if manifest.key != key {
-            return Err(StorageError::rejected(
-                "upload_key_mismatch",
-                format!("multipart upload {upload_id} is for another object"),
-            ));
-        }
-        let (out, tmp) = self.temp_file()?;
-        let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, out);
-        let (mut sha, mut etags) = (Sha256::new(), Md5::new());
-        let mut size = 0u64;
-        let mut buf = vec![0u8; 512 * 1024];
-        for part in parts {
-            use tokio::io::AsyncReadExt;
-            let path = dir.join(format!("{:05}.part", part.part_number));
-            let mut file = match tokio::fs::File::open(path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StorageError::not_found(
-                        "part_not_found",
-                        format!("part {} has not been uploaded", part.part_number),
-                    ));
-                }
-                Err(e) => return Err(StorageError::unavailable(e)),
-            };
-            loop {
-                let n = file
-                    .read(&mut buf)
-                    .await
-                    .map_err(StorageError::unavailable)?;
-                if n == 0 {
-                    break;
-                }
-                sha.update(&buf[..n]);
-                out.write_all(&buf[..n])
-                    .await
-                    .map_err(StorageError::unavailable)?;
-                size += n as u64;
-            }
-            etags.update(hex::decode(&part.etag).map_err(StorageError::unavailable)?);
-        }
-        out.flush().await.map_err(StorageError::unavailable)?;
-        out.into_inner()
-            .sync_all()
-            .await
-            .map_err(StorageError::unavailable)?;
-        let meta = StoredMeta {
-            size,
-            // S3's multipart ETag: MD5 of the parts' MD5s, then the count.
-            etag: format!("{}-{}", hex::encode(etags.finalize()), parts.len()),
-            sha256: hex::encode(sha.finalize()),
-            content_type: Some(manifest.content_type),
-        };
-        self.commit(tmp, key, &meta).await?;
-        self.announce(minio::COMPLETE_MULTIPART, key, meta, "", "stowage")
-            .await;
-        self.abort_multipart(upload_id).await
-    }
-
-    pub async fn abort_multipart(&self, upload_id: &str) -> Result<(), StorageError> {
-        match tokio::fs::remove_dir_all(self.upload_dir(upload_id)?).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
-    }
-
     /// A new temp file (mode 0600) in the store, removed when its path is
     /// dropped unless persisted: a cancelled or failed upload leaves nothing.
     fn temp_file(&self) -> Result<(tokio::fs::File, TempPath), StorageError> {
@@ -547,12 +364,6 @@ impl LocalStore {
             .map_err(StorageError::unavailable)?
             .into_parts();
         Ok((tokio::fs::File::from_std(file), path))
-    }
-
-    fn upload_dir(&self, upload_id: &str) -> Result<PathBuf, StorageError> {
-        uuid::Uuid::parse_str(upload_id)
-            .map(|_| self.multipart.join(upload_id))
-            .map_err(|_| no_such_upload())
     }
 
     /// Moves a finished temp file into place at `key`, unless an object is
@@ -812,106 +623,6 @@ struct Received {
     size: u64,
     sha256: [u8; 32],
     md5: [u8; 16],
-}
-
-/// Writes a small file so that readers see all of it or none of it.
-async fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let (tmp_dir, path, bytes) = (tmp_dir.to_owned(), path.to_owned(), bytes.to_owned());
-    let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
-        std::io::Write::write_all(&mut tmp, &bytes)?;
-        tmp.persist(path)?;
-        Ok(())
-    })
-    .await
-    .map_err(StorageError::unavailable)?;
-    written.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => StorageError::not_found(
-            "object_not_found",
-            "the place this was to be written to is gone",
-        ),
-        _ => StorageError::unavailable(e),
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replace {
-    Yes,
-    No,
-}
-
-/// Moves a finished temp file to `path`. With [`Replace::No`] an existing
-/// file there is left alone and the call is a 409: the move is atomic
-/// (`link` + `unlink`), so of two racing writers exactly one wins. A missing
-/// parent directory is "not found"; the temp file is removed on any failure.
-async fn persist(tmp: TempPath, path: PathBuf, replace: Replace) -> Result<(), StorageError> {
-    let moved = tokio::task::spawn_blocking(move || match replace {
-        Replace::Yes => tmp.persist(&path),
-        Replace::No => tmp.persist_noclobber(&path),
-    })
-    .await
-    .map_err(StorageError::unavailable)?;
-    moved.map_err(|e| match e.error.kind() {
-        std::io::ErrorKind::AlreadyExists => StorageError::conflict(
-            "already_uploaded",
-            "this URL has already stored its object, and an object is stored only once; \
-             start a new upload to send other bytes",
-        ),
-        std::io::ErrorKind::NotFound => StorageError::not_found(
-            "object_not_found",
-            "the place this was to be stored is gone",
-        ),
-        _ => StorageError::unavailable(e.error),
-    })
-}
-
-/// The answer for a part, listing or completion of an upload that is not
-/// there (never created, completed or aborted).
-fn no_such_upload() -> StorageError {
-    StorageError::not_found(
-        "upload_not_found",
-        "this multipart upload does not exist: it was completed or aborted; start a new one",
-    )
-}
-
-/// Creates `dir` and its missing parents with mode 0700, and makes `dir`
-/// itself 0700 if it was there already.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let mode = std::fs::metadata(dir)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
-}
-
-async fn private_dir_async(dir: &Path) -> Result<(), StorageError> {
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || private_dir(&dir))
-        .await
-        .map_err(StorageError::unavailable)?
-        .map_err(StorageError::unavailable)
-}
-
-/// A key as a relative path that cannot leave the store's directory.
-fn safe_relative(key: &str) -> Result<&str, StorageError> {
-    let ok = !key.is_empty()
-        && key.len() <= 1024
-        && key
-            .split('/')
-            .all(|seg| !seg.is_empty() && seg != "." && seg != ".." && !seg.contains(['\0', '\\']));
-    if ok {
-        Ok(key)
-    } else {
-        Err(StorageError::rejected(
-            "invalid_object_key",
-            "the object key is not a safe relative path",
-        ))
-    }
 }
 
 #[cfg(test)]
