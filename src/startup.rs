@@ -87,15 +87,18 @@ impl Application {
             None => EventBus::in_process(),
         };
         let (storage, bucket) = match settings.s3() {
-            Some(s3) => (Storage::S3(S3Store::connect(&s3).await?), s3.bucket),
+            Some(s3) => (
+                Storage::S3(Arc::new(S3Store::connect(&s3).await?)),
+                s3.bucket,
+            ),
             None => (
-                Storage::Local(LocalStore::open(
+                Storage::Local(Arc::new(LocalStore::open(
                     &settings.data_dir.join("blobs"),
                     UrlSigner::derive(&secret),
                     &public_url,
                     LOCAL_BUCKET,
                     bus.clone(),
-                )?),
+                )?)),
                 LOCAL_BUCKET.to_owned(),
             ),
         };
@@ -120,6 +123,7 @@ impl Application {
             bus.clone(),
             settings.max_upload_size.0,
             settings.upload_expiry,
+            settings.data_dir.join("spool"),
         ));
         let ingest = {
             let ingest = Ingest {

@@ -152,7 +152,14 @@ fn spawn(env: &[(String, String)], listen: &str) -> (Child, String) {
             break v["address"].as_str().unwrap().to_owned();
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    // The server's warnings and errors show in the test's output.
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("\"level\":\"ERROR\"") || line.contains("\"level\":\"WARN\"") {
+                eprintln!("server: {line}");
+            }
+        }
+    });
     (child, format!("http://{address}"))
 }
 

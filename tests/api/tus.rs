@@ -664,7 +664,7 @@ async fn storage_of(app: &TestApp) -> stowage_actors::storage::Storage {
             let signer = stowage_actors::storage::signing::UrlSigner::derive(
                 &secrecy::SecretSlice::from(b"unused by these sweeps".to_vec()),
             );
-            Storage::Local(
+            Storage::Local(std::sync::Arc::new(
                 stowage_actors::storage::LocalStore::open(
                     &app.data_dir.join("blobs"),
                     signer,
@@ -673,9 +673,9 @@ async fn storage_of(app: &TestApp) -> stowage_actors::storage::Storage {
                     app.bus.clone(),
                 )
                 .unwrap(),
-            )
+            ))
         }
-        Stack::Services => Storage::S3(
+        Stack::Services => Storage::S3(std::sync::Arc::new(
             S3Store::connect(&S3Config {
                 endpoint: std::env::var("STOWAGE_TEST_S3_ENDPOINT").unwrap(),
                 bucket: app.bucket.clone(),
@@ -685,7 +685,7 @@ async fn storage_of(app: &TestApp) -> stowage_actors::storage::Storage {
             })
             .await
             .unwrap(),
-        ),
+        )),
     }
 }
 

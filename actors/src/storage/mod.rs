@@ -12,15 +12,18 @@
 mod local;
 mod s3;
 pub mod signing;
+pub mod sink;
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
 pub use local::{GrantError, LocalStore, PutError, private_dir};
-pub use s3::{S3Config, S3Store};
+pub use s3::{S3Config, S3Store, tail_key};
+pub use sink::{Chunk, Durable, Resume, UploadSink};
 
 use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};
 
@@ -123,8 +126,8 @@ pub struct DeleteReport {
 }
 
 pub enum Storage {
-    Local(LocalStore),
-    S3(S3Store),
+    Local(Arc<LocalStore>),
+    S3(Arc<S3Store>),
 }
 
 impl Storage {
@@ -308,6 +311,35 @@ impl Storage {
         .await
     }
 
+    /// A sink for the bytes of the resumable upload `resume` describes,
+    /// open at its acknowledged offset.
+    pub async fn open_sink(&self, resume: &Resume) -> Result<UploadSink, StorageError> {
+        Ok(match self {
+            Storage::Local(s) => UploadSink::Local(s.open_sink(resume).await?),
+            Storage::S3(s) => UploadSink::S3(s.open_sink(resume).await?),
+        })
+    }
+
+    /// Frees what an unfinished resumable upload holds: its multipart
+    /// upload (`s3_upload`, also a multipart upload's own), its tail object
+    /// (`tail_size` > 0) or staging file.
+    pub async fn release_upload(
+        &self,
+        upload: uuid::Uuid,
+        key: &str,
+        s3_upload: Option<&str>,
+        tail_size: u64,
+    ) -> Result<(), StorageError> {
+        if let Some(s3_upload) = s3_upload {
+            self.abort_multipart(key, s3_upload).await?;
+        }
+        match self {
+            Storage::Local(local) => local.discard_staged(upload).await,
+            Storage::S3(_) if tail_size > 0 => self.delete(&tail_key(upload)).await,
+            Storage::S3(_) => Ok(()),
+        }
+    }
+
     /// Whether the store answers.
     pub async fn ping(&self) -> Result<(), StorageError> {
         self.call("ping", async {
@@ -333,15 +365,25 @@ impl Storage {
             Storage::S3(s) if !op.starts_with("presign") => Some(&s.circuit),
             _ => None,
         };
-        if let Some(c) = circuit {
-            c.allow()?;
-        }
-        let result = timed(op, f).await;
-        if let Some(c) = circuit {
-            c.record(!matches!(&result, Err(e) if e.is_outage()));
-        }
-        result
+        guarded(circuit, op, f).await
     }
+}
+
+/// One call to the store: through `circuit` (S3's), counted and timed.
+/// Only an outage counts against the circuit.
+pub(crate) async fn guarded<T>(
+    circuit: Option<&crate::circuit::Circuit>,
+    op: &'static str,
+    f: impl Future<Output = Result<T, StorageError>>,
+) -> Result<T, StorageError> {
+    if let Some(c) = circuit {
+        c.allow()?;
+    }
+    let result = timed(op, f).await;
+    if let Some(c) = circuit {
+        c.record(!matches!(&result, Err(e) if e.is_outage()));
+    }
+    result
 }
 
 async fn timed<T>(

@@ -160,28 +160,6 @@ impl BodyHasher {
     }
 }
 
-/// The SHA-256 of a whole upload, saved with each acknowledged offset so
-/// that hashing resumes on any instance after any restart.
-pub(crate) mod resumable {
-    use sha2::Sha256;
-    use sha2::digest::common::hazmat::{SerializableState, SerializedState};
-
-    pub fn save(hasher: &Sha256) -> String {
-        hex::encode(hasher.serialize())
-    }
-
-    pub fn restore(saved: Option<&str>) -> anyhow::Result<Sha256> {
-        let Some(saved) = saved else {
-            return Ok(<Sha256 as sha2::Digest>::new());
-        };
-        let bytes = hex::decode(saved)?;
-        let state = SerializedState::<Sha256>::try_from(bytes.as_slice())
-            .map_err(|_| anyhow::anyhow!("a saved SHA-256 state has the wrong length"))?;
-        Sha256::deserialize(&state)
-            .map_err(|_| anyhow::anyhow!("a saved SHA-256 state does not deserialize"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,17 +218,5 @@ mod tests {
         ));
         assert!(Checksum::parse("sha256 AAAA").is_err());
         assert!(Checksum::parse("sha256").is_err());
-    }
-
-    #[test]
-    fn hashing_resumes_from_a_saved_state() {
-        use sha2::Digest;
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let mut first = resumable::restore(None).unwrap();
-        first.update(&data[..4_321]);
-        let mut second = resumable::restore(Some(&resumable::save(&first))).unwrap();
-        second.update(&data[4_321..]);
-        assert_eq!(second.finalize(), Sha256::digest(&data));
-        assert!(resumable::restore(Some("00")).is_err());
     }
 }

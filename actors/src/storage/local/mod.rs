@@ -25,6 +25,9 @@ use crate::events::{EventBus, minio};
 
 mod fs;
 mod multipart;
+mod sink;
+
+pub use self::sink::LocalSink;
 
 pub use self::fs::private_dir;
 use self::fs::{Replace, persist, private_dir_async, safe_relative, write_atomically};
@@ -386,69 +389,6 @@ impl LocalStore {
         persist(tmp, object_path, Replace::No).await?;
         let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
         write_atomically(&self.tmp, &meta_path, &json).await
-    }
-
-    /// Where the bytes of tus upload `upload` collect until it completes.
-    pub fn staging_path(&self, upload: uuid::Uuid) -> PathBuf {
-        self.staging.join(upload.to_string())
-    }
-
-    /// Removes an unfinished upload's staged bytes; a missing file is fine.
-    pub async fn discard_staged(&self, upload: uuid::Uuid) -> Result<(), StorageError> {
-        match tokio::fs::remove_file(self.staging_path(upload)).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
-    }
-
-    /// Makes a finished upload's staged file the object at `key` (a rename:
-    /// no byte is copied). `sha256` was computed while the bytes arrived.
-    /// No object-created event: the server finished this upload itself and
-    /// marks the file available in the same breath.
-    pub async fn adopt_staged(
-        &self,
-        upload: uuid::Uuid,
-        key: &str,
-        size: u64,
-        sha256: &str,
-        content_type: &str,
-    ) -> Result<ObjectMeta, StorageError> {
-        let object_path = self.object_path(key)?;
-        let meta_path = self.meta_path(key)?;
-        let staged = self.staging_path(upload);
-        let tmp_dir = self.tmp.clone();
-        let meta = StoredMeta {
-            size,
-            // Opaque, like any ETag; the upload never had an MD5.
-            etag: sha256[..32.min(sha256.len())].to_owned(),
-            sha256: sha256.to_owned(),
-            content_type: Some(content_type.to_owned()),
-        };
-        let json = serde_json::to_vec(&meta).map_err(StorageError::unavailable)?;
-        // One trip to the blocking pool for the few file-system calls.
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            for parent in [object_path.parent(), meta_path.parent()]
-                .into_iter()
-                .flatten()
-            {
-                private_dir(parent)?;
-            }
-            // Metadata first: an object never appears without it.
-            let mut tmp = tempfile::NamedTempFile::new_in(&tmp_dir)?;
-            std::io::Write::write_all(&mut tmp, &json)?;
-            tmp.persist(&meta_path)?;
-            std::fs::rename(&staged, &object_path)
-        })
-        .await
-        .map_err(StorageError::unavailable)?
-        .map_err(StorageError::unavailable)?;
-        Ok(ObjectMeta {
-            size: meta.size,
-            etag: Some(meta.etag),
-            content_type: meta.content_type,
-            sha256: Some(meta.sha256),
-        })
     }
 
     /// Opens an object for reading.

@@ -13,6 +13,11 @@ use s3::{Bucket, BucketConfiguration, Region};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+mod sink;
+mod stream;
+
+pub use self::sink::{S3Sink, tail_key};
+
 use super::{DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
 
 /// DeleteObjects takes at most this many keys a request.
@@ -251,7 +256,7 @@ fn is_not_found(e: &S3Error) -> bool {
 /// a failed precondition, parts too small) is the caller's to mend and says
 /// S3's own error code; authorisation failures, throttling, 5xx and network
 /// errors are the store failing.
-fn classify(e: S3Error) -> StorageError {
+pub(super) fn classify(e: S3Error) -> StorageError {
     let S3Error::HttpFailWithBody(status, body) = &e else {
         return StorageError::unavailable(e);
     };
@@ -413,45 +418,6 @@ impl S3Store {
             .await
             .map(|_| ())
             .map_err(classify)
-    }
-
-    /// Uploads one part of a multipart upload; returns its ETag (unquoted).
-    pub async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part: u32,
-        data: Vec<u8>,
-        content_type: &str,
-    ) -> Result<String, StorageError> {
-        self.bucket
-            .put_multipart_chunk(data, key, part, upload_id, content_type)
-            .await
-            .map(|p| p.etag.trim_matches('"').to_owned())
-            .map_err(classify)
-    }
-
-    /// A whole (small) object in one PUT.
-    pub async fn put_bytes(
-        &self,
-        key: &str,
-        data: &[u8],
-        content_type: &str,
-    ) -> Result<(), StorageError> {
-        self.bucket
-            .put_object_with_content_type(key, data, content_type)
-            .await
-            .map(|_| ())
-            .map_err(classify)
-    }
-
-    /// A whole (small) object, or `None` when there is none.
-    pub async fn get_bytes(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
-        match self.bucket.get_object(key).await {
-            Ok(r) => Ok(Some(r.to_vec())),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(classify(e)),
-        }
     }
 
     pub async fn abort_multipart(&self, key: &str, upload_id: &str) -> Result<(), StorageError> {
