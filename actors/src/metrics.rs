@@ -127,6 +127,7 @@ pub fn describe() {
         ("purge", "failed"),
         ("reconcile", "confirmed"),
         ("stale_uploads", "expired"),
+        ("stale_uploads", "failed"),
         ("orphans", "deleted"),
         ("orphans", "failed"),
     ] {

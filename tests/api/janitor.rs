@@ -293,3 +293,67 @@ async fn objects_no_file_knows_are_removed_after_the_grace_period(stack: Stack) 
         b"keep me"
     );
 }
+
+/// A file the store will not let go (here its object's path is a directory,
+/// which no delete removes) stays in the trash and is counted as failed;
+/// the other files of the same sweep are purged. Once the store lets go,
+/// a later try purges it too.
+#[actix_web::test]
+async fn a_file_the_store_will_not_let_go_does_not_hold_the_others_up() {
+    let app = spawn_app_with(
+        Stack::Embedded,
+        &[("--trash-retention", "1s"), ("--janitor-interval", "200ms")],
+    )
+    .await;
+    let user = app.new_user().await;
+    let failed = r#"stowage_janitor_items_total{sweep="purge",result="failed"}"#;
+    let failed_before = app.metric(failed).await;
+    let mut ids = Vec::new();
+    for name in ["a.bin", "stuck.bin", "c.bin"] {
+        let file = app.upload_file(&user, name, &random_bytes(1000)).await;
+        ids.push(file["id"].as_str().unwrap().to_owned());
+    }
+    let stuck = app
+        .data_dir
+        .join(format!("blobs/objects/users/{}/files/{}", user.id, ids[1]));
+    std::fs::remove_file(&stuck).unwrap();
+    std::fs::create_dir(&stuck).unwrap();
+    std::fs::write(stuck.join("holds on"), b"x").unwrap();
+    for id in &ids {
+        let res = app
+            .client
+            .delete(app.url(&format!("/api/v1/files/{id}")))
+            .bearer_auth(&user.access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204);
+    }
+    let trash = async || -> Vec<String> {
+        let page: Value = app
+            .get_authed("/api/v1/files?view=trash", &user.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    eventually("the others are purged", 20, async || {
+        trash().await == [ids[1].clone()]
+    })
+    .await;
+    assert!(app.metric(failed).await > failed_before);
+
+    std::fs::remove_dir_all(&stuck).unwrap();
+    eventually(
+        "the stuck file is purged once the store lets go",
+        20,
+        async || trash().await.is_empty(),
+    )
+    .await;
+}

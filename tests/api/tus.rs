@@ -640,6 +640,7 @@ async fn expired_uploads_answer_410_then_leave_nothing(stack: Stack) {
         reconcile_after: Duration::from_secs(60),
         orphan_grace: Duration::from_secs(60),
         orphan_cursor: Default::default(),
+        retry_after: std::time::Duration::from_secs(1),
         stopping: Default::default(),
     };
     assert_eq!(janitor.stale_uploads().await.unwrap(), 1);

@@ -5,8 +5,9 @@
 //! instances that share a database never do the same work twice:
 //!
 //! 1. `purge`: trashed files past retention: objects deleted from the store
-//!    in batches, then the rows; a storage failure leaves the row for the
-//!    next sweep. Publishes `file.purged`.
+//!    in batches outside any transaction, then the rows; a file the store
+//!    would not let go is retried after a back-off while the rest go on.
+//!    Publishes `file.purged`.
 //! 2. `expire`: files past `expires_at` go to the trash (then follow rule 1).
 //! 3. `reconcile`: pending direct uploads whose object is in the store and
 //!    matches become available (stores drop events under load).
@@ -49,6 +50,10 @@ pub const BATCH: u64 = 1000;
 const PURGE_BATCH: u64 = 4000;
 /// Objects checked per reconcile sweep (each is a HEAD).
 const RECONCILE_BATCH: u64 = 100;
+/// How long a sweep's claim keeps its rows from other sweeps.
+const CLAIM: Duration = Duration::from_secs(300);
+/// The longest an item the store refused waits for its next try.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone)]
 pub struct Janitor {
@@ -62,6 +67,8 @@ pub struct Janitor {
     pub orphan_grace: Duration,
     /// Where the orphan sweep's listing resumes.
     pub orphan_cursor: Arc<tokio::sync::Mutex<Option<String>>>,
+    /// The shortest wait before an item the store refused is tried again.
+    pub retry_after: Duration,
     /// Set on shutdown: finish the batch at hand, start no other.
     pub stopping: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -178,7 +185,13 @@ impl Janitor {
         Ok(total)
     }
 
-    /// Rule 1: trashed files past retention leave the store, then the database.
+    /// Rule 1: trashed files past retention leave the store, then the
+    /// database. A batch is claimed (its `purge_at` pushed past [`CLAIM`],
+    /// so no other sweep on any instance takes it), released from the store
+    /// outside any transaction, and what was released is deleted and
+    /// announced in one transaction; a file the store would not let go
+    /// stays in the trash, is counted as failed and comes back after a
+    /// back-off, while the rest of the sweep goes on.
     pub async fn purge(&self) -> anyhow::Result<u64> {
         let due = || {
             files::Entity::find()
@@ -188,14 +201,12 @@ impl Janitor {
         self.backlog("purge", due()).await?;
         let mut total = 0;
         while !self.stopping() {
-            let txn = self.db.begin().await?;
             let batch = self
-                .claim(
+                .claim_files(
                     due()
                         .order_by_asc(files::Column::PurgeAt)
                         .limit(PURGE_BATCH),
                 )
-                .all(&txn)
                 .await?;
             if batch.is_empty() {
                 break;
@@ -206,19 +217,40 @@ impl Janitor {
                 .filter(upload_sessions::Column::FileId.is_in(ids))
                 .filter(upload_sessions::Column::State.eq(UploadState::Active))
                 .filter(upload_sessions::Column::Kind.ne(UploadKind::Direct))
-                .all(&txn)
+                .all(&self.db)
                 .await?;
+            let mut failed: Vec<uuid::Uuid> = Vec::new();
             for s in &sessions {
-                if let Some(f) = batch.iter().find(|f| f.id == s.file_id) {
-                    release_store(&self.storage, s, &f.object_key).await?;
+                if let Some(f) = batch.iter().find(|f| f.id == s.file_id)
+                    && let Err(e) = release_store(&self.storage, s, &f.object_key).await
+                {
+                    tracing::warn!(file_id = %f.id, error = %e, "purge: an upload could not be released");
+                    failed.push(f.id);
                 }
             }
-            let keys: Vec<String> = batch.iter().map(|f| f.object_key.clone()).collect();
-            let report = self.storage.delete_many(&keys).await?;
-            let gone = batch
+            let keys: Vec<String> = batch
                 .iter()
-                .filter(|f| !report.failed.contains(&f.object_key))
-                .map(|f| f.id);
+                .filter(|f| !failed.contains(&f.id))
+                .map(|f| f.object_key.clone())
+                .collect();
+            match self.storage.delete_many(&keys).await {
+                Ok(report) => failed.extend(
+                    batch
+                        .iter()
+                        .filter(|f| report.failed.contains(&f.object_key))
+                        .map(|f| f.id),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "purge: the store refused the batch");
+                    failed.extend(batch.iter().map(|f| f.id));
+                }
+            }
+            let gone: Vec<_> = batch
+                .iter()
+                .map(|f| f.id)
+                .filter(|id| !failed.contains(id))
+                .collect();
+            let txn = self.db.begin().await?;
             // Only the rows this transaction removed are announced.
             let purged = files::Entity::delete_many()
                 .filter(files::Column::Id.is_in(gone))
@@ -239,15 +271,55 @@ impl Janitor {
             crate::outbox::record(&txn, &events).await?;
             txn.commit().await?;
             self.bus.outbox_written();
+            self.retry_later(&batch, &failed).await?;
             count("purge", "purged", purged.len() as u64);
-            count("purge", "failed", report.failed.len() as u64);
+            count("purge", "failed", failed.len() as u64);
             total += purged.len() as u64;
-            if !report.failed.is_empty() {
-                // The store is refusing: try again next sweep, not in a loop now.
+            if !failed.is_empty() && purged.is_empty() {
+                // The store refuses everything: try again next sweep, not in a loop now.
                 break;
             }
         }
         Ok(total)
+    }
+
+    /// Takes due files for this sweep: their `purge_at` moves [`CLAIM`] on,
+    /// in one short transaction, so no other sweep takes them meanwhile
+    /// (and a sweep that dies lets them go when the claim runs out).
+    async fn claim_files(&self, due: Select<files::Entity>) -> anyhow::Result<Vec<files::Model>> {
+        let txn = self.db.begin().await?;
+        let batch = self.claim(due).all(&txn).await?;
+        if !batch.is_empty() {
+            files::Entity::update_many()
+                .col_expr(files::Column::PurgeAt, Expr::value(now() + CLAIM))
+                .filter(files::Column::Id.is_in(batch.iter().map(|f| f.id)))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        Ok(batch)
+    }
+
+    /// The files the store would not let go come back after a back-off that
+    /// grows with how long they have been due (at least a sweep interval,
+    /// at most an hour).
+    async fn retry_later(
+        &self,
+        batch: &[files::Model],
+        failed: &[uuid::Uuid],
+    ) -> anyhow::Result<()> {
+        let at = now();
+        for f in batch.iter().filter(|f| failed.contains(&f.id)) {
+            let due_since = f.deleted_at.map_or(at, |d| d + self.trash_retention);
+            let overdue = (at - due_since).to_std().unwrap_or_default();
+            let delay = overdue.clamp(self.retry_after, MAX_RETRY_DELAY);
+            files::Entity::update_many()
+                .col_expr(files::Column::PurgeAt, Expr::value(at + delay))
+                .filter(files::Column::Id.eq(f.id))
+                .exec(&self.db)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Rule 4a: pending direct uploads whose object arrived without an event.
@@ -353,7 +425,11 @@ impl Janitor {
         Ok(deleted)
     }
 
-    /// Rule 3: sessions idle past their expiry.
+    /// Rule 3: sessions idle past their expiry. Claimed like the purge
+    /// (their `expires_at` pushed past [`CLAIM`]), released from the store
+    /// outside any transaction, then marked expired (their pending files
+    /// removed, `upload.expired` announced) in one transaction; one the
+    /// store would not release is retried later.
     pub async fn stale_uploads(&self) -> anyhow::Result<u64> {
         let due = || {
             upload_sessions::Entity::find()
@@ -369,28 +445,54 @@ impl Janitor {
             if batch.is_empty() {
                 break;
             }
+            upload_sessions::Entity::update_many()
+                .col_expr(
+                    upload_sessions::Column::ExpiresAt,
+                    Expr::value(now() + CLAIM),
+                )
+                .filter(upload_sessions::Column::Id.is_in(batch.iter().map(|s| s.id)))
+                .exec(&txn)
+                .await?;
+            txn.commit().await?;
+            let keys: std::collections::HashMap<_, _> = files::Entity::find()
+                .filter(files::Column::Id.is_in(batch.iter().map(|s| s.file_id)))
+                .all(&self.db)
+                .await?
+                .into_iter()
+                .map(|f| (f.id, f.object_key))
+                .collect();
+            let mut released = Vec::new();
+            let mut failed = Vec::new();
             for s in &batch {
-                if let Some(f) = files::Entity::find_by_id(s.file_id).one(&txn).await? {
-                    release_store(&self.storage, s, &f.object_key).await?;
+                let result = match keys.get(&s.file_id) {
+                    Some(key) => release_store(&self.storage, s, key).await,
+                    None => Ok(()),
+                };
+                match result {
+                    Ok(()) => released.push(s),
+                    Err(e) => {
+                        tracing::warn!(upload_id = %s.id, error = %e, "stale upload could not be released");
+                        failed.push(s);
+                    }
                 }
             }
-            let ids: Vec<_> = batch.iter().map(|s| s.id).collect();
+            let txn = self.db.begin().await?;
             upload_sessions::Entity::update_many()
                 .col_expr(
                     upload_sessions::Column::State,
                     Expr::value(UploadState::Expired),
                 )
                 .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(now()))
-                .filter(upload_sessions::Column::Id.is_in(ids))
+                .filter(upload_sessions::Column::Id.is_in(released.iter().map(|s| s.id)))
                 .exec(&txn)
                 .await?;
             // Their pending files go: an unfinished upload leaves nothing behind.
             files::Entity::delete_many()
-                .filter(files::Column::Id.is_in(batch.iter().map(|s| s.file_id)))
+                .filter(files::Column::Id.is_in(released.iter().map(|s| s.file_id)))
                 .filter(files::Column::Status.eq(FileStatus::Pending))
                 .exec(&txn)
                 .await?;
-            let events: Vec<DomainEvent> = batch
+            let events: Vec<DomainEvent> = released
                 .iter()
                 .map(|s| {
                     DomainEvent::new(
@@ -405,11 +507,27 @@ impl Janitor {
             crate::outbox::record(&txn, &events).await?;
             txn.commit().await?;
             self.bus.outbox_written();
-            count("stale_uploads", "expired", batch.len() as u64);
-            for s in &batch {
+            for s in &failed {
+                let overdue = (now() - s.expires_at).to_std().unwrap_or_default();
+                let delay = overdue.clamp(self.retry_after, MAX_RETRY_DELAY);
+                upload_sessions::Entity::update_many()
+                    .col_expr(
+                        upload_sessions::Column::ExpiresAt,
+                        Expr::value(now() + delay),
+                    )
+                    .filter(upload_sessions::Column::Id.eq(s.id))
+                    .exec(&self.db)
+                    .await?;
+            }
+            count("stale_uploads", "expired", released.len() as u64);
+            count("stale_uploads", "failed", failed.len() as u64);
+            for s in &released {
                 crate::metrics::upload_failed(s.kind.as_str(), "expired");
             }
-            total += batch.len() as u64;
+            total += released.len() as u64;
+            if released.is_empty() {
+                break;
+            }
         }
         Ok(total)
     }
