@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use stowage_actors::ingest::Stop;
 
-use crate::helpers::{Stack, TestApp, User, random_bytes, spawn_app};
+use crate::helpers::{Stack, TestApp, User, random_bytes, sha256_hex, spawn_app};
 
 crate::on_both_stacks!(
     redelivered_and_duplicate_events_change_nothing,
     unknown_wrong_and_hostile_events_are_counted_and_survived,
     ingest_recovers_after_its_actor_restarts,
     domain_events_follow_the_commits,
+    a_large_objects_checksum_is_checked_beside_the_batch,
 );
 
 /// A pending file whose object is stored, but not yet announced (on the
@@ -217,4 +218,50 @@ async fn domain_events_follow_the_commits(stack: Stack) {
     for e in &seen {
         assert!(e["event_id"].is_string() && e["occurred_at"].is_string());
     }
+}
+
+/// A large object with a declared SHA-256 is checked beside the batch (the
+/// event is counted `verifying`), then its file turns available; one whose
+/// bytes do not match stays pending. A small file announced after them does
+/// not wait for either.
+async fn a_large_objects_checksum_is_checked_beside_the_batch(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let large = random_bytes((17 << 20) as usize);
+    let mut wrong = large.clone();
+    wrong[12345] ^= 1;
+    let verifying = r#"stowage_ingest_events_total{result="verifying"}"#;
+    let before = app.metric(verifying).await;
+    let mut ids = Vec::new();
+    for (name, bytes) in [("good.bin", &large), ("bad.bin", &wrong)] {
+        let created = app
+            .create_upload(
+                &user.access_token,
+                &json!({"name": name, "size": large.len(), "sha256": sha256_hex(&large)}),
+            )
+            .await;
+        let id = created["file"]["id"].as_str().unwrap().to_owned();
+        let res = app.put_to_ticket(&created["upload"], bytes.to_vec()).await;
+        assert_eq!(res.status(), 200);
+        if stack == Stack::Services {
+            app.announce_put(&user.id, &id, large.len() as u64).await;
+        }
+        ids.push(id);
+    }
+    let (small, _) = stored_pending_file(&app, &user, "small.txt", b"tiny").await;
+    if stack == Stack::Services {
+        app.announce_put(&user.id, &small, 4).await;
+    }
+    app.wait_available(&user.access_token, &small, 20).await;
+    let good = app.wait_available(&user.access_token, &ids[0], 30).await;
+    assert_eq!(good["sha256"], sha256_hex(&large));
+    assert!(wait_metric_above(&app, verifying, before + 1.0).await >= before + 2.0);
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    let bad: Value = app
+        .get_file(&user.access_token, &ids[1])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bad["status"], "pending");
 }

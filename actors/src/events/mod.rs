@@ -51,11 +51,22 @@ struct Inner {
 
 enum Transport {
     InProcess {
-        tx: mpsc::UnboundedSender<Inbound>,
-        rx: Arc<Mutex<mpsc::UnboundedReceiver<Inbound>>>,
+        tx: mpsc::Sender<Inbound>,
+        rx: Arc<Mutex<mpsc::Receiver<Inbound>>>,
+        /// Messages to deliver again, each once its delay has passed.
+        delayed: Delayed,
     },
     Nats(Box<NatsTransport>),
 }
+
+/// In-process messages waiting to be delivered again: held by the source,
+/// not by a task of their own, and never more than were taken from the
+/// (bounded) queue.
+type Delayed = Arc<std::sync::Mutex<Vec<(tokio::time::Instant, Inbound)>>>;
+
+/// Object-created notifications the in-process queue holds before a
+/// publisher waits for room (the local store's PUT, then).
+pub const IN_PROCESS_CAPACITY: usize = 10_000;
 
 struct NatsTransport {
     client: async_nats::Client,
@@ -69,10 +80,11 @@ struct NatsTransport {
 impl EventBus {
     /// The bus of the embedded default: everything stays in this process.
     pub fn in_process() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(IN_PROCESS_CAPACITY);
         Self::with(Transport::InProcess {
             tx,
             rx: Arc::new(Mutex::new(rx)),
+            delayed: Delayed::default(),
         })
     }
 
@@ -133,8 +145,10 @@ impl EventBus {
     /// after a PUT). On NATS it returns once JetStream has stored it.
     pub async fn publish_object_event(&self, payload: Vec<u8>) -> anyhow::Result<()> {
         match &self.inner.transport {
+            // Waits for room: the queue is bounded.
             Transport::InProcess { tx, .. } => tx
                 .send(Inbound::in_process(Bytes::from(payload), 1))
+                .await
                 .map_err(|_| anyhow::anyhow!("the in-process bus is closed")),
             Transport::Nats(nats) => {
                 nats.circuit.allow()?;
@@ -163,9 +177,9 @@ impl EventBus {
     /// consumer, created if missing.
     pub async fn ingest_source(&self) -> anyhow::Result<IngestSource> {
         match &self.inner.transport {
-            Transport::InProcess { tx, rx } => Ok(IngestSource::InProcess {
-                tx: tx.clone(),
+            Transport::InProcess { rx, delayed, .. } => Ok(IngestSource::InProcess {
                 rx: rx.clone(),
+                delayed: delayed.clone(),
             }),
             Transport::Nats(nats) => {
                 let stream = nats
@@ -220,6 +234,20 @@ impl EventBus {
     }
 }
 
+/// Moves the delayed messages that are due into `batch`; returns when the
+/// next one is.
+fn take_due(delayed: &Delayed, batch: &mut Vec<Inbound>) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    let mut held = delayed.lock().unwrap_or_else(|e| e.into_inner());
+    let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut *held)
+        .into_iter()
+        .partition(|(at, _)| *at <= now);
+    let next = later.iter().map(|(at, _)| *at).min();
+    *held = later;
+    batch.extend(due.into_iter().map(|(_, m)| m));
+    next
+}
+
 /// A JetStream stream name for a subject: `stowage.ingest` → `STOWAGE_INGEST`.
 fn stream_name(subject: &str) -> String {
     subject
@@ -237,8 +265,8 @@ fn stream_name(subject: &str) -> String {
 /// Where ingest reads notifications from.
 pub enum IngestSource {
     InProcess {
-        tx: mpsc::UnboundedSender<Inbound>,
-        rx: Arc<Mutex<mpsc::UnboundedReceiver<Inbound>>>,
+        rx: Arc<Mutex<mpsc::Receiver<Inbound>>>,
+        delayed: Delayed,
     },
     Nats(Box<pull::Stream>),
 }
@@ -248,22 +276,33 @@ impl IngestSource {
     /// for up to [`LINGER`] more. An empty batch is normal.
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> anyhow::Result<Vec<Inbound>> {
         match self {
-            IngestSource::InProcess { tx, rx } => {
+            IngestSource::InProcess { rx, delayed } => {
                 let mut rx = rx.lock().await;
                 let mut batch = Vec::new();
-                let mut deadline = tokio::time::Instant::now() + wait;
+                let give_up = tokio::time::Instant::now() + wait;
+                let mut linger_until = None;
                 while batch.len() < max {
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(mut m)) => {
-                            m.requeue = Some(tx.clone());
-                            if batch.is_empty() {
-                                deadline = tokio::time::Instant::now() + LINGER;
-                            }
-                            batch.push(m);
-                        }
-                        Ok(None) => anyhow::bail!("the in-process bus is closed"),
-                        Err(_) => break,
+                    // Retries whose delay has passed join first; the wait
+                    // for new messages ends when the next retry is due.
+                    let next_due = take_due(delayed, &mut batch);
+                    let now = tokio::time::Instant::now();
+                    if !batch.is_empty() && linger_until.is_none() {
+                        linger_until = Some(now + LINGER);
                     }
+                    let end = linger_until.unwrap_or(give_up);
+                    if now >= end || batch.len() >= max {
+                        break;
+                    }
+                    let deadline = next_due.map_or(end, |due| Ord::min(due, end));
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(m)) => batch.push(m),
+                        Ok(None) => anyhow::bail!("the in-process bus is closed"),
+                        // A retry came due, or the wait is over: look again.
+                        Err(_) => {}
+                    }
+                }
+                for m in &mut batch {
+                    m.requeue = Some(delayed.clone());
                 }
                 Ok(batch)
             }
@@ -313,7 +352,7 @@ pub struct Inbound {
     /// 1 on first delivery.
     pub attempt: u64,
     nats: Option<jetstream::Message>,
-    requeue: Option<mpsc::UnboundedSender<Inbound>>,
+    requeue: Option<Delayed>,
 }
 
 impl Inbound {
@@ -335,12 +374,12 @@ impl Inbound {
 
     /// Not done: deliver again after `delay`.
     pub async fn retry(self, delay: Duration) -> anyhow::Result<()> {
-        if let Some(tx) = self.requeue {
+        if let Some(delayed) = self.requeue {
             let again = Inbound::in_process(self.payload, self.attempt + 1);
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let _ = tx.send(again);
-            });
+            delayed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((tokio::time::Instant::now() + delay, again));
             return Ok(());
         }
         self.settle(AckKind::Nak(Some(delay))).await

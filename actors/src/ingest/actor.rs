@@ -2,14 +2,13 @@
 //! pumps one batch at a time, and stops itself when the source breaks so its
 //! supervisor restarts it, after a back-off.
 
-use std::time::Duration;
-
 use actix::prelude::*;
 
 use super::{BATCH_MAX, BATCH_WAIT, Ingest, Outcome};
 use crate::events::minio;
 use crate::events::{EventBus, Inbound, IngestSource, MAX_DELIVER};
 use crate::metrics::ACTOR_RESTARTS_TOTAL;
+use crate::time::backoff;
 
 /// Pull and apply the next batch.
 #[derive(Message)]
@@ -186,23 +185,5 @@ fn settle(result: anyhow::Result<()>) {
     if let Err(e) = result {
         // The message comes back after its ack wait; ingest is idempotent.
         tracing::warn!(error = %e, "could not settle an ingest message");
-    }
-}
-
-/// 100 ms, doubling, at most 10 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(1), Duration::from_millis(200));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(20), Duration::from_secs(10));
     }
 }

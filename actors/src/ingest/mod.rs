@@ -45,6 +45,8 @@ pub enum Outcome {
     Malformed,
     /// Failed too often; dropped.
     Poison,
+    /// A large object whose SHA-256 is checked beside the batch, not in it.
+    Verifying,
 }
 
 impl Outcome {
@@ -59,6 +61,7 @@ impl Outcome {
             Outcome::Ignored => "ignored",
             Outcome::Malformed => "malformed",
             Outcome::Poison => "poison",
+            Outcome::Verifying => "verifying",
         }
     }
 
@@ -75,7 +78,16 @@ pub struct Ingest {
     pub bus: EventBus,
     /// Events naming another bucket are not ours.
     pub bucket: String,
+    /// Checks of large objects running beside the batches (at most this many).
+    pub verifying: Arc<tokio::sync::Semaphore>,
 }
+
+/// A declared SHA-256 of an object larger than this is checked beside the
+/// batch (streaming the object), so a few large files never hold up the
+/// small ones behind them nor push a batch past JetStream's ack wait.
+pub const VERIFY_INLINE_MAX: u64 = 16 << 20;
+/// Large objects checked at once.
+pub const VERIFY_CONCURRENCY: usize = 2;
 
 /// How many messages one batch takes, and how long to wait for the first.
 pub const BATCH_MAX: usize = 1000;
@@ -143,6 +155,38 @@ impl Ingest {
         Ok(outcomes)
     }
 
+    /// Checks a large object in a task of its own (a few at a time), then
+    /// makes its file available. The event is settled with the batch: if
+    /// the process stops first, the janitor's reconcile sweep finds the
+    /// pending file with its object and checks it then.
+    fn verify_beside(&self, file: files::Model, meta: ObjectMeta) {
+        let ingest = self.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = ingest.verifying.clone().acquire_owned().await else {
+                return;
+            };
+            let ready = match verify_object(&ingest.storage, &file, &meta).await {
+                Ok(digest) => digest,
+                Err(FileError::UploadMismatch(why)) => {
+                    tracing::warn!(file_id = %file.id, why, "object does not match its file");
+                    crate::metrics::upload_failed("direct", "checksum_mismatch");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(file_id = %file.id, error = %e, "large object not checked; the janitor will");
+                    return;
+                }
+            };
+            match mark_available(&ingest.db, UploadKind::Direct, &[(file.id, ready)]).await {
+                Ok(changed) if !changed.is_empty() => ingest.bus.outbox_written(),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(file_id = %file.id, error = %e, "large object checked but not recorded; the janitor will")
+                }
+            }
+        });
+    }
+
     /// Checks one created object against its pending file.
     async fn check(
         &self,
@@ -158,6 +202,10 @@ impl Ingest {
             tracing::warn!(file_id = %file.id, expected = file.size, reported = ?event.size, "object size does not match its file");
             crate::metrics::upload_failed("direct", "size_mismatch");
             return Ok(Outcome::SizeMismatch);
+        }
+        if file.sha256.is_some() && file.size as u64 > VERIFY_INLINE_MAX {
+            self.verify_beside(file.clone(), meta);
+            return Ok(Outcome::Verifying);
         }
         match verify_object(&self.storage, file, &meta).await {
             Ok(digest) => {

@@ -13,6 +13,7 @@ use actix::prelude::*;
 
 use super::{BATCH, Pass, Relay, RelayError};
 use crate::metrics::ACTOR_RESTARTS_TOTAL;
+use crate::time::backoff;
 
 /// How long the relay sleeps when nothing rang.
 const IDLE: Duration = Duration::from_secs(1);
@@ -71,7 +72,7 @@ impl Handler<Pump> for OutboxRelayActor {
     /// wait after it does not, so `Stop` is heard meanwhile.
     fn handle(&mut self, _: Pump, ctx: &mut Context<Self>) {
         let relay = self.relay.clone();
-        let upkeep = self.passes % 10 == 0;
+        let upkeep = self.passes.is_multiple_of(10);
         self.passes += 1;
         async move {
             let pass = relay.pass().await;
@@ -116,22 +117,5 @@ impl Handler<Stop> for OutboxRelayActor {
 
     fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
         ctx.stop();
-    }
-}
-
-/// 100 ms, doubling, at most 10 s.
-fn backoff(failures: u32) -> Duration {
-    Duration::from_millis(100u64.saturating_mul(1 << failures.min(7))).min(Duration::from_secs(10))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff(0), Duration::from_millis(100));
-        assert_eq!(backoff(3), Duration::from_millis(800));
-        assert_eq!(backoff(30), Duration::from_secs(10));
     }
 }

@@ -43,7 +43,7 @@ struct Progress {
 /// The sink (and the request's checksum hasher): at hand, or busy taking a
 /// piece while the next is read from the socket.
 enum Slot {
-    Ready(UploadSink, Option<BodyHasher>),
+    Ready(Box<UploadSink>, Option<BodyHasher>),
     Busy(LocalBoxFuture<'static, Result<(UploadSink, Option<BodyHasher>), TusError>>),
 }
 
@@ -51,7 +51,7 @@ impl Slot {
     /// The sink once it is at hand, and whether it was busy.
     async fn ready(self) -> Result<(UploadSink, Option<BodyHasher>, bool), TusError> {
         match self {
-            Slot::Ready(sink, checksum) => Ok((sink, checksum, false)),
+            Slot::Ready(sink, checksum) => Ok((*sink, checksum, false)),
             Slot::Busy(piece) => {
                 let (sink, checksum) = piece.await?;
                 Ok((sink, checksum, true))
@@ -97,7 +97,7 @@ impl Tus {
             .storage
             .open_sink(&self.resume(session, file))
             .await?;
-        let mut slot = Slot::Ready(sink, checksum);
+        let mut slot = Slot::Ready(Box::new(sink), checksum);
         let mut progress = Progress {
             committed: start,
             last_checkpoint: Instant::now(),
