@@ -86,21 +86,23 @@ impl Application {
             Some(url) => EventBus::connect_nats(url, &settings.nats_ingest_subject).await?,
             None => EventBus::in_process(),
         };
-        let (storage, bucket) = match settings.s3() {
+        let (storage, bucket, blobs) = match settings.s3() {
             Some(s3) => (
                 Storage::S3(Arc::new(S3Store::connect(&s3).await?)),
                 s3.bucket,
+                None,
             ),
-            None => (
-                Storage::Local(Arc::new(LocalStore::open(
+            None => {
+                let local = Arc::new(LocalStore::open(
                     &settings.data_dir.join("blobs"),
                     UrlSigner::derive(&secret),
                     &public_url,
                     LOCAL_BUCKET,
                     bus.clone(),
-                )?)),
-                LOCAL_BUCKET.to_owned(),
-            ),
+                )?);
+                let blobs = web::Data::new(local.clone());
+                (Storage::Local(local), LOCAL_BUCKET.to_owned(), Some(blobs))
+            }
         };
         let storage = Arc::new(storage);
         let files = Files::new(
@@ -131,6 +133,9 @@ impl Application {
                 storage: storage.clone(),
                 bus: bus.clone(),
                 bucket,
+                verifying: Arc::new(tokio::sync::Semaphore::new(
+                    stowage_actors::ingest::VERIFY_CONCURRENCY,
+                )),
             };
             Supervisor::start(move |_| IngestActor::new(ingest))
         };
@@ -154,6 +159,7 @@ impl Application {
                 // Nothing younger than an upload session's lifetime.
                 orphan_grace: settings.upload_expiry,
                 orphan_cursor: Default::default(),
+                retry_after: settings.janitor_interval,
                 stopping: janitor_stopping.clone(),
             };
             let interval = settings.janitor_interval;
@@ -198,6 +204,11 @@ impl Application {
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .configure(http::configure)
+                .configure(|cfg| {
+                    if let Some(store) = &blobs {
+                        http::configure_blobs(cfg, store.clone());
+                    }
+                })
                 .default_service(web::to(http::not_found))
                 .wrap(from_fn(http::rate_limit::middleware))
                 .wrap(Condition::new(

@@ -140,13 +140,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/openapi.json").route(web::get().to(ops::openapi))),
         )
-        .service(web::resource("/public/{token}").route(web::get().to(files::public)))
-        .service(
-            web::resource("/blobs/{key:.+}")
-                .route(web::put().to(blobs::put))
-                .route(web::get().to(blobs::get))
-                .route(web::head().to(blobs::get)),
-        );
+        .service(web::resource("/public/{token}").route(web::get().to(files::public)));
+}
+
+/// The local store's signed URLs, served when it is the store.
+pub fn configure_blobs(
+    cfg: &mut web::ServiceConfig,
+    store: web::Data<std::sync::Arc<stowage_actors::storage::LocalStore>>,
+) {
+    cfg.service(
+        web::resource("/blobs/{key:.+}")
+            .app_data(store)
+            .route(web::put().to(blobs::put))
+            .route(web::get().to(blobs::get))
+            .route(web::head().to(blobs::get)),
+    );
 }
 
 /// API bodies are JSON. A body sent without any content type is taken as

@@ -128,26 +128,9 @@ async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
 async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
     Stack::Services.require();
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
-    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
-    let server = Server::start_with(
-        Stack::Services,
-        &[("STOWAGE_NATS_URL", &format!("nats://{address}"))],
-    )
-    .await;
+    let (server, cut, token, file) = behind_cuttable_nats().await;
     let open = r#"stowage_circuit_open{dependency="nats"}"#;
     assert_eq!(server.metric(open).await, Some(0.0));
-    let token = server.sign_up().await;
-    let created: Value = client()
-        .post(format!("{}/api/v1/uploads", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "draft.txt", "size": 5}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let file = created["file"]["id"].as_str().unwrap().to_owned();
     let rename = |name: String| {
         let url = format!("{}/api/v1/files/{file}", server.base);
         let token = token.clone();
@@ -211,6 +194,33 @@ async fn wait_for_metric(server: &Server, series: &str, value: f64, what: &str) 
         assert!(Instant::now() < deadline, "{what}: {series} is not {value}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The real binary on the services stack, reaching NATS through a relay
+/// that can be cut, with a user and a pending file to rename: the server,
+/// the relay's switch, the user's token and the file's id.
+pub(crate) async fn behind_cuttable_nats()
+-> (Server, tokio::sync::watch::Sender<bool>, String, String) {
+    let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
+    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
+    let server = Server::start_with(
+        Stack::Services,
+        &[("STOWAGE_NATS_URL", &format!("nats://{address}"))],
+    )
+    .await;
+    let token = server.sign_up().await;
+    let created: Value = client()
+        .post(format!("{}/api/v1/uploads", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "draft.txt", "size": 5}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let file = created["file"]["id"].as_str().unwrap().to_owned();
+    (server, cut, token, file)
 }
 
 /// Polls `/readyz` until its `events` check is (or is not) `ok`.

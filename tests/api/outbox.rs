@@ -8,9 +8,9 @@ use futures_util::StreamExt;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 
-use crate::circuit::{relay, wait_for_events, watch_renames};
+use crate::circuit::{behind_cuttable_nats, wait_for_events, watch_renames};
 use crate::helpers::{Stack, TestApp, spawn_app};
-use crate::process::{Server, client};
+use crate::process::client;
 
 crate::on_both_stacks!(the_relay_restarts_when_its_table_goes_and_loses_no_event,);
 
@@ -25,24 +25,7 @@ crate::on_both_stacks!(the_relay_restarts_when_its_table_goes_and_loses_no_event
 async fn events_committed_before_kill_9_are_published_after_the_restart() {
     Stack::Services.require();
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
-    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
-    let server = Server::start_with(
-        Stack::Services,
-        &[("STOWAGE_NATS_URL", &format!("nats://{address}"))],
-    )
-    .await;
-    let token = server.sign_up().await;
-    let created: Value = client()
-        .post(format!("{}/api/v1/uploads", server.base))
-        .bearer_auth(&token)
-        .json(&json!({"name": "draft.txt", "size": 5}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let file = created["file"]["id"].as_str().unwrap().to_owned();
+    let (server, cut, token, file) = behind_cuttable_nats().await;
     let mut renamed = watch_renames(&nats_url).await;
 
     cut.send_replace(true);

@@ -1,13 +1,16 @@
 //! The local blob store's signed URLs: PUT stores the body streaming, GET
 //! and HEAD serve it with `Range` and `ETag`. Not under `/api/v1`: these
-//! move bytes and are never rate limited.
+//! move bytes and are never rate limited. Registered only when the local
+//! store is the store (see [`crate::http::configure_blobs`]).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
+use std::sync::Arc;
 use stowage_actors::domain::{ByteRange, RangeError};
 use stowage_actors::storage::signing::BlobMethod;
-use stowage_actors::storage::{LocalStore, PutError, Storage};
+
+use stowage_actors::storage::{LocalStore, PutError};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
@@ -15,16 +18,6 @@ use crate::http::error::ApiError;
 
 /// What blob responses may do in a browser: nothing active.
 const BLOB_CSP: &str = "default-src 'none'; sandbox";
-
-fn local(storage: &Storage) -> Result<&LocalStore, ApiError> {
-    match storage {
-        Storage::Local(store) => Ok(store),
-        Storage::S3(_) => Err(ApiError::not_found(
-            "route_not_found",
-            "this server stores objects in S3",
-        )),
-    }
-}
 
 fn refused(e: stowage_actors::storage::GrantError) -> ApiError {
     let code = match e {
@@ -42,10 +35,9 @@ fn refused(e: stowage_actors::storage::GrantError) -> ApiError {
 pub async fn put(
     req: HttpRequest,
     key: web::Path<String>,
-    storage: web::Data<std::sync::Arc<Storage>>,
+    store: web::Data<Arc<LocalStore>>,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let store = local(&storage)?;
     let grant = store
         .verify(BlobMethod::Put, &key, req.query_string())
         .map_err(refused)?;
@@ -87,9 +79,8 @@ pub async fn put(
 pub async fn get(
     req: HttpRequest,
     key: web::Path<String>,
-    storage: web::Data<std::sync::Arc<Storage>>,
+    store: web::Data<Arc<LocalStore>>,
 ) -> Result<HttpResponse, ApiError> {
-    let store = local(&storage)?;
     let grant = store
         .verify(BlobMethod::Get, &key, req.query_string())
         .map_err(refused)?;
