@@ -59,9 +59,8 @@ pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
     if path.starts_with("/api/v1/auth/") {
         return Some(Scope::Auth);
     }
-    // POST on an upload is PATCH or HEAD behind X-HTTP-Method-Override.
-    let moves_bytes = path.starts_with("/api/v1/tus/")
-        && (method == Method::PATCH || method == Method::HEAD || method == Method::POST);
+    let moves_bytes =
+        path.starts_with("/api/v1/tus/") && (method == Method::PATCH || method == Method::HEAD);
     (path.starts_with("/api/v1/") && !moves_bytes).then_some(Scope::Api)
 }
 
@@ -188,8 +187,16 @@ pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    // A POST on an upload is the method X-HTTP-Method-Override names.
+    let overridden = (req.method() == Method::POST)
+        .then(|| req.headers().get("x-http-method-override"))
+        .flatten()
+        .and_then(|v| {
+            Method::from_bytes(v.as_bytes().trim_ascii().to_ascii_uppercase().as_slice()).ok()
+        });
+    let method = overridden.as_ref().unwrap_or(req.method());
     let (Some(scope), Some(limits)) = (
-        scope_of(req.method(), req.match_info().as_str()),
+        scope_of(method, req.match_info().as_str()),
         req.app_data::<web::Data<RateLimits>>(),
     ) else {
         return next
@@ -233,6 +240,11 @@ mod tests {
         assert_eq!(scope_of(&Method::PATCH, "/api/v1/tus/abc"), None);
         assert_eq!(scope_of(&Method::HEAD, "/api/v1/tus/abc"), None);
         assert_eq!(scope_of(&Method::POST, "/api/v1/tus"), Some(Scope::Api));
+        // Termination (also as an overridden POST) is counted.
+        assert_eq!(
+            scope_of(&Method::DELETE, "/api/v1/tus/abc"),
+            Some(Scope::Api)
+        );
         assert_eq!(scope_of(&Method::GET, "/healthz"), None);
     }
 

@@ -510,8 +510,10 @@ impl Files {
         if file.deleted_at.is_none() {
             return Err(FileError::NotDeleted);
         }
-        if file.purge_at.is_some_and(|p| p <= Utc::now()) {
-            // Past retention: the janitor's to purge; as good as gone.
+        // Past retention: the janitor's to purge (it may be purging it right
+        // now: its claim moves `purge_at`, never `deleted_at`); as good as gone.
+        let restorable_since = now() - self.trash_retention;
+        if file.deleted_at.is_some_and(|d| d <= restorable_since) {
             return Err(FileError::NotFound(id));
         }
         let txn = self.db.begin().await?;
@@ -530,7 +532,7 @@ impl Files {
             )
             .col_expr(files::Column::UpdatedAt, Expr::value(now()))
             .filter(files::Column::Id.eq(id))
-            .filter(files::Column::DeletedAt.is_not_null())
+            .filter(files::Column::DeletedAt.gt(restorable_since))
             .exec(&txn)
             .await;
         match result {

@@ -50,6 +50,8 @@ pub const BATCH: u64 = 1000;
 const PURGE_BATCH: u64 = 4000;
 /// Objects checked per reconcile sweep (each is a HEAD).
 const RECONCILE_BATCH: u64 = 100;
+/// The lease holder the janitor writes into the upload sessions it claims.
+const JANITOR: uuid::Uuid = uuid::Uuid::from_u128(0x6a61_6e69_746f_7200_0000_0000_0000_0001);
 /// How long a sweep's claim keeps its rows from other sweeps.
 const CLAIM: Duration = Duration::from_secs(300);
 /// The longest an item the store refused waits for its next try.
@@ -425,16 +427,23 @@ impl Janitor {
         Ok(deleted)
     }
 
-    /// Rule 3: sessions idle past their expiry. Claimed like the purge
-    /// (their `expires_at` pushed past [`CLAIM`]), released from the store
-    /// outside any transaction, then marked expired (their pending files
-    /// removed, `upload.expired` announced) in one transaction; one the
-    /// store would not release is retried later.
+    /// Rule 3: sessions idle past their expiry. Claimed through their lease
+    /// (held by the janitor for [`CLAIM`]: no tus request writes them
+    /// meanwhile, and their `expires_at` stays past, so they answer 410),
+    /// released from the store outside any transaction, then marked expired
+    /// (their pending files removed, `upload.expired` announced) in one
+    /// transaction; one the store would not release keeps the janitor's
+    /// lease for a back-off and is tried again.
     pub async fn stale_uploads(&self) -> anyhow::Result<u64> {
         let due = || {
             upload_sessions::Entity::find()
                 .filter(upload_sessions::Column::State.eq(UploadState::Active))
                 .filter(upload_sessions::Column::ExpiresAt.lte(now()))
+                .filter(
+                    upload_sessions::Column::LeaseUntil
+                        .is_null()
+                        .or(upload_sessions::Column::LeaseUntil.lt(now())),
+                )
         };
         let backlog = due().count(&self.db).await?;
         metrics::gauge!(JANITOR_BACKLOG, "sweep" => "stale_uploads").set(backlog as f64);
@@ -446,8 +455,9 @@ impl Janitor {
                 break;
             }
             upload_sessions::Entity::update_many()
+                .col_expr(upload_sessions::Column::LeaseOwner, Expr::value(JANITOR))
                 .col_expr(
-                    upload_sessions::Column::ExpiresAt,
+                    upload_sessions::Column::LeaseUntil,
                     Expr::value(now() + CLAIM),
                 )
                 .filter(upload_sessions::Column::Id.is_in(batch.iter().map(|s| s.id)))
@@ -484,6 +494,7 @@ impl Janitor {
                 )
                 .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(now()))
                 .filter(upload_sessions::Column::Id.is_in(released.iter().map(|s| s.id)))
+                .filter(upload_sessions::Column::LeaseOwner.eq(JANITOR))
                 .exec(&txn)
                 .await?;
             // Their pending files go: an unfinished upload leaves nothing behind.
@@ -512,7 +523,7 @@ impl Janitor {
                 let delay = overdue.clamp(self.retry_after, MAX_RETRY_DELAY);
                 upload_sessions::Entity::update_many()
                     .col_expr(
-                        upload_sessions::Column::ExpiresAt,
+                        upload_sessions::Column::LeaseUntil,
                         Expr::value(now() + delay),
                     )
                     .filter(upload_sessions::Column::Id.eq(s.id))

@@ -33,6 +33,8 @@ use crate::time::now;
 pub const BATCH: u64 = 256;
 /// How long a relay's lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(15);
+/// The longest one pass delivers: well within [`LEASE`].
+const DELIVERY_WAIT: Duration = Duration::from_secs(5);
 /// Sent events are kept this long (for inspection, and the webhooks to come).
 const KEEP_SENT: Duration = Duration::from_secs(24 * 3600);
 
@@ -124,7 +126,15 @@ impl Relay {
                     .map_err(|e| RelayError::Corrupt(format!("row {}: {e}", r.id)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        self.bus.deliver(&events).await?;
+        // A pass ends well within the lease, and marks only while it still
+        // leads: a relay that lost the lease meanwhile marks nothing (its
+        // successor publishes those again: at least once, in order).
+        tokio::time::timeout(DELIVERY_WAIT, self.bus.deliver(&events))
+            .await
+            .map_err(|_| DeliverError::Failed("delivery took too long".into()))??;
+        if !self.lead().await? {
+            return Ok(Pass::Follower);
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         outbox::Entity::update_many()
             .col_expr(outbox::Column::SentAt, Expr::value(now()))

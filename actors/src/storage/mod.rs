@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use local::{GrantError, LocalStore, PutError, private_dir};
-pub use s3::{S3Config, S3Store, tail_key};
+pub use s3::{S3Config, S3Store, upload_prefix};
 pub use sink::{Chunk, Durable, Resume, UploadSink};
 
 use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};
@@ -316,26 +316,29 @@ impl Storage {
     pub async fn open_sink(&self, resume: &Resume) -> Result<UploadSink, StorageError> {
         Ok(match self {
             Storage::Local(s) => UploadSink::Local(s.open_sink(resume).await?),
-            Storage::S3(s) => UploadSink::S3(s.open_sink(resume).await?),
+            Storage::S3(s) => UploadSink::S3(Box::new(s.open_sink(resume).await?)),
         })
     }
 
     /// Frees what an unfinished resumable upload holds: its multipart
-    /// upload (`s3_upload`, also a multipart upload's own), its tail object
-    /// (`tail_size` > 0) or staging file.
+    /// upload (`s3_upload`, also a multipart upload's own), its tail objects
+    /// (when it has `received` any bytes) or staging file.
     pub async fn release_upload(
         &self,
         upload: uuid::Uuid,
         key: &str,
         s3_upload: Option<&str>,
-        tail_size: u64,
+        received: u64,
     ) -> Result<(), StorageError> {
         if let Some(s3_upload) = s3_upload {
             self.abort_multipart(key, s3_upload).await?;
         }
         match self {
             Storage::Local(local) => local.discard_staged(upload).await,
-            Storage::S3(_) if tail_size > 0 => self.delete(&tail_key(upload)).await,
+            Storage::S3(s3) if received > 0 => {
+                s3.delete_prefix(&upload_prefix(upload)).await;
+                Ok(())
+            }
             Storage::S3(_) => Ok(()),
         }
     }

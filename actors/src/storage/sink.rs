@@ -65,7 +65,7 @@ pub struct Durable {
 /// A resumable upload's sink, for the store in use.
 pub enum UploadSink {
     Local(LocalSink),
-    S3(S3Sink),
+    S3(Box<S3Sink>),
 }
 
 impl UploadSink {
@@ -105,11 +105,12 @@ impl UploadSink {
         }
     }
 
-    /// `durable` was recorded: later [`Durable`]s start from it.
-    pub fn acknowledged(&mut self, durable: &Durable) {
+    /// `durable` was recorded: later [`Durable`]s start from it (and what
+    /// it superseded in the store goes).
+    pub async fn acknowledged(&mut self, durable: &Durable) {
         match self {
             UploadSink::Local(s) => s.acknowledged(durable),
-            UploadSink::S3(s) => s.acknowledged(durable),
+            UploadSink::S3(s) => s.acknowledged(durable).await,
         }
     }
 
@@ -119,7 +120,7 @@ impl UploadSink {
     pub async fn finish(self, prior_parts: Vec<StoredPart>) -> Result<String, StorageError> {
         match self {
             UploadSink::Local(s) => s.finish().await,
-            UploadSink::S3(s) => s.finish(prior_parts).await,
+            UploadSink::S3(s) => (*s).finish(prior_parts).await,
         }
     }
 

@@ -134,6 +134,7 @@ impl Tus {
             buf.push(chunk);
             if buffered >= WRITE_SIZE {
                 let (mut sink, checksum, busy) = slot.ready().await?;
+                self.record_started_upload(session, &mut sink).await?;
                 if busy {
                     self.after_absorb(session, &mut sink, checked, &mut progress, start + absorbed)
                         .await?;
@@ -144,10 +145,12 @@ impl Tus {
             }
         }
         let (mut sink, mut checksum, _) = slot.ready().await?;
+        self.record_started_upload(session, &mut sink).await?;
         if !buf.is_empty() {
             absorbed += std::mem::take(&mut buffered) as u64;
             let data: Chunk = std::mem::take(&mut buf).into();
             (sink, checksum) = absorb(sink, data, checksum).await?;
+            self.record_started_upload(session, &mut sink).await?;
         }
         if let Some(checksum) = checksum {
             if broke_off {
@@ -159,13 +162,13 @@ impl Tus {
                 return Err(TusError::ChecksumMismatch);
             }
         }
-        self.record_started_upload(session, &mut sink).await?;
         let end = start + absorbed;
         if session.size == Some(end as i64) && !broke_off {
             return self.finish(session, file, sink, progress).await;
         }
         let durable = sink.checkpoint().await?;
         let session = self.commit(session, &mut progress, &durable).await?;
+        sink.acknowledged(&durable).await;
         if broke_off {
             return Err(TusError::Interrupted(end - start));
         }
@@ -190,7 +193,7 @@ impl Tus {
         match settled {
             Some(durable) if due || !durable.new_parts.is_empty() => {
                 self.commit(session, progress, &durable).await?;
-                sink.acknowledged(&durable);
+                sink.acknowledged(&durable).await;
             }
             // A slow upload, or an all-or-nothing one, still renews its lease.
             _ if due => {

@@ -47,9 +47,18 @@ impl LocalStore {
                 .truncate(false)
                 .write(true)
                 .open(path)?;
-            // Only when needed: truncating waits for the page cache's
-            // writeback of the file's last page.
-            if f.metadata()?.len() != offset {
+            // Bytes past the offset were never acknowledged: cut them off
+            // (only when there are: truncating waits for the page cache's
+            // writeback of the file's last page). Fewer bytes than the
+            // offset means acknowledged bytes are gone (a power loss before
+            // the OS wrote them back): never paper over that with zeros.
+            let len = f.metadata()?.len();
+            if len < offset {
+                return Err(std::io::Error::other(format!(
+                    "the staging file holds {len} bytes, less than the {offset} acknowledged"
+                )));
+            }
+            if len > offset {
                 f.set_len(offset)?;
             }
             f.seek(SeekFrom::Start(offset))?;

@@ -16,9 +16,11 @@ use sha2::{Digest, Sha256};
 mod sink;
 mod stream;
 
-pub use self::sink::{S3Sink, tail_key};
+pub use self::sink::{S3Sink, upload_prefix};
 
-use super::{DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
+use super::{
+    DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs, guarded,
+};
 
 /// DeleteObjects takes at most this many keys a request.
 const DELETE_BATCH: usize = 1000;
@@ -237,6 +239,22 @@ impl S3Store {
             .then_some(page.next_continuation_token)
             .flatten();
         Ok((objects, next))
+    }
+
+    /// Deletes every object under `prefix` (one listing page: an upload's
+    /// few tails); failures are logged, not returned.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) {
+        let deleted = async {
+            let (objects, _) = self.list_page(prefix, None).await?;
+            let keys: Vec<String> = objects.into_iter().map(|o| o.key).collect();
+            if !keys.is_empty() {
+                self.delete_many(&keys).await?;
+            }
+            Ok::<_, StorageError>(())
+        };
+        if let Err(e) = guarded(Some(&self.circuit), "delete_many", deleted).await {
+            tracing::warn!(prefix, error = %e, "objects under an upload's prefix were not deleted");
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StorageError> {

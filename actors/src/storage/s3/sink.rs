@@ -23,10 +23,17 @@ use crate::uploads::{MAX_PARTS, MIN_PART_SIZE};
 /// parts so that 10,000 parts reach S3's 5 TiB.
 const DEFERRED_PART_SIZE: u64 = 8 << 20;
 
-/// Where an S3 tus upload keeps the bytes short of a part between requests
-/// (outside `users/`, which the orphan sweep owns).
-pub fn tail_key(upload: Uuid) -> String {
-    format!("uploads/tus/{upload}/tail")
+/// Where an S3 tus upload keeps what it stores besides its parts (outside
+/// `users/`, which the orphan sweep owns).
+pub fn upload_prefix(upload: Uuid) -> String {
+    format!("uploads/tus/{upload}/")
+}
+
+/// The tail holding bytes `start..start + len` of an upload: named by its
+/// range, so a new tail never overwrites the one the database still
+/// records (the old one goes once the new one is acknowledged).
+pub fn tail_key(upload: Uuid, start: u64, len: u64) -> String {
+    format!("{}tail-{start}-{len}", upload_prefix(upload))
 }
 
 /// The part being filled.
@@ -75,8 +82,34 @@ pub struct S3Sink {
     /// Parts stored since the last acknowledgement.
     new_parts: Vec<StoredPart>,
     acknowledged: u64,
-    /// Whether a tail object was there when the sink opened.
-    had_tail: bool,
+    /// The tail object the database records as of the last acknowledgement.
+    recorded_tail: Option<String>,
+    /// Bytes acknowledged when the sink opened (a tail may have been stored).
+    opened_at: u64,
+}
+
+impl Drop for S3Sink {
+    /// A multipart upload this sink started but nobody recorded (the
+    /// request ended before it could be) is aborted, so none is left behind.
+    fn drop(&mut self) {
+        let Some(upload) = self.started.take() else {
+            return;
+        };
+        let (store, key) = (self.store.clone(), self.key.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let aborted = guarded(
+                    Some(&store.circuit),
+                    "abort_multipart",
+                    store.abort_multipart(&key, &upload),
+                )
+                .await;
+                if let Err(e) = aborted {
+                    tracing::warn!(error = %e, "an unrecorded multipart upload could not be aborted");
+                }
+            });
+        }
+    }
 }
 
 impl S3Store {
@@ -85,15 +118,21 @@ impl S3Store {
     pub async fn open_sink(self: &Arc<Self>, resume: &Resume) -> Result<S3Sink, StorageError> {
         let sha256 = resumable::restore(resume.hash_state.as_deref())?;
         let mut spool = Spool::new(resume.spool_dir.clone()).await?;
-        if resume.tail_size > 0 {
-            let key = tail_key(resume.upload);
+        let recorded_tail = (resume.tail_size > 0).then(|| {
+            tail_key(
+                resume.upload,
+                resume.offset - resume.tail_size,
+                resume.tail_size,
+            )
+        });
+        if let Some(key) = &recorded_tail {
             let Some(file) = spool.file.take() else {
                 return Err(StorageError::unavailable(anyhow::anyhow!("no spool file")));
             };
             let mut out = tokio::fs::File::from_std(file);
             let status = guarded(Some(&self.circuit), "get_object", async {
                 self.bucket
-                    .get_object_to_writer(&key, &mut out)
+                    .get_object_to_writer(key, &mut out)
                     .await
                     .map_err(super::classify)
             })
@@ -129,7 +168,8 @@ impl S3Store {
             stored: resume.offset - resume.tail_size,
             new_parts: Vec::new(),
             acknowledged: resume.offset,
-            had_tail: resume.tail_size > 0,
+            recorded_tail,
+            opened_at: resume.offset,
         })
     }
 }
@@ -273,17 +313,33 @@ impl S3Sink {
         self.land().await?;
         let tail = self.spool.len;
         if tail > 0 {
-            let store = &self.store;
-            store
-                .put_tail_file(&tail_key(self.upload), self.spool.path.to_path_buf(), tail)
+            let key = tail_key(self.upload, self.stored, tail);
+            self.store
+                .put_tail_file(&key, self.spool.path.to_path_buf(), tail)
                 .await?;
         }
         Ok(self.durable(self.stored + tail, tail))
     }
 
-    pub fn acknowledged(&mut self, durable: &Durable) {
+    /// `durable` is recorded: a tail it no longer names is deleted.
+    pub async fn acknowledged(&mut self, durable: &Durable) {
         self.acknowledged = durable.offset;
         self.new_parts.clear();
+        let now_recorded = (durable.tail_size > 0).then(|| {
+            tail_key(
+                self.upload,
+                durable.offset - durable.tail_size,
+                durable.tail_size,
+            )
+        });
+        if now_recorded != self.recorded_tail
+            && let Some(old) = std::mem::replace(&mut self.recorded_tail, now_recorded)
+        {
+            let store = &self.store;
+            if let Err(e) = guarded(Some(&store.circuit), "delete", store.delete(&old)).await {
+                tracing::warn!(error = %e, "a superseded tail object was not deleted");
+            }
+        }
     }
 
     pub fn has_parts(&self) -> bool {
@@ -346,9 +402,9 @@ impl S3Sink {
             .await?;
             hex::encode(sha256.finalize())
         };
-        if self.had_tail {
-            let key = tail_key(self.upload);
-            let _ = guarded(Some(&store.circuit), "delete", store.delete(&key)).await;
+        if self.opened_at > 0 {
+            // Whatever tail objects an earlier request left.
+            store.delete_prefix(&upload_prefix(self.upload)).await;
         }
         Ok(digest)
     }
