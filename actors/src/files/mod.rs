@@ -1,9 +1,11 @@
 //! Files: direct uploads and their confirmation, reading, listing, renaming,
 //! visibility, downloads and public links. Who may do what is decided here,
-//! once, from the caller's role on the file.
+//! once, from the caller's role on the file; how a file becomes available
+//! is [`lifecycle`]'s.
 
 mod access;
 mod error;
+mod lifecycle;
 pub mod list;
 
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
 use stowage_entity::files::{self, FileStatus, Visibility};
@@ -25,11 +27,15 @@ use uuid::Uuid;
 pub(crate) use access::access;
 pub use access::{Action, FileView, PERMISSIONS, Role};
 pub use error::FileError;
+use lifecycle::has_expired;
+pub(crate) use lifecycle::{
+    insert_file, mark_available, mark_available_in, pending_file, verify_object,
+};
 pub use list::{Cursor, ListQuery, Sort, View};
 
 use crate::domain::{ContentType, Disposition, FileName, ObjectKey, Sha256Hex, ValidationError};
 use crate::events::{DomainEvent, EventBus};
-use crate::storage::{ObjectMeta, PresignedRequest, Storage};
+use crate::storage::{PresignedRequest, Storage};
 use crate::time::now;
 
 /// The largest object one PUT may create (S3's limit); larger files use multipart.
@@ -645,183 +651,6 @@ impl Files {
             .await?
             .ok_or(FileError::NotFound(id))
     }
-}
-
-/// A new pending file, stored at `users/<owner>/files/<id>`, as every kind
-/// of upload starts one.
-pub(crate) fn pending_file(
-    id: Uuid,
-    owner: Uuid,
-    name: &FileName,
-    size: u64,
-    content_type: &ContentType,
-    sha256: Option<String>,
-    at: DateTime<Utc>,
-) -> files::ActiveModel {
-    files::ActiveModel {
-        id: Set(id),
-        owner_id: Set(owner),
-        name: Set(name.as_str().to_owned()),
-        name_lower: Set(name.lower()),
-        size: Set(size as i64),
-        content_type: Set(content_type.as_str().to_owned()),
-        sha256: Set(sha256),
-        status: Set(FileStatus::Pending),
-        visibility: Set(Visibility::Private),
-        public_token: Set(None),
-        object_key: Set(ObjectKey::new(owner, id).to_string()),
-        version: Set(1),
-        created_at: Set(at),
-        updated_at: Set(at),
-        available_at: Set(None),
-        expires_at: Set(None),
-        deleted_at: Set(None),
-        purge_at: Set(None),
-    }
-}
-
-pub(crate) async fn insert_file(
-    conn: &impl ConnectionTrait,
-    file: files::ActiveModel,
-    name: &str,
-) -> Result<files::Model, FileError> {
-    match file.insert(conn).await {
-        Ok(f) => Ok(f),
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            Err(FileError::NameTaken(name.to_owned()))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Compares a stored object with what the file expects; returns the digest
-/// to record (the one checked, or the one the store computed).
-/// Whether the file's `expires_at` has passed: from that instant it is not
-/// served, though the janitor moves it to the trash only on its next sweep.
-fn has_expired(file: &files::Model) -> bool {
-    file.expires_at.is_some_and(|at| at <= Utc::now())
-}
-
-pub(crate) async fn verify_object(
-    storage: &Storage,
-    file: &files::Model,
-    meta: &ObjectMeta,
-) -> Result<Option<String>, FileError> {
-    if meta.size != file.size as u64 {
-        return Err(FileError::UploadMismatch(format!(
-            "the object has {} bytes, the file was declared with {}",
-            meta.size, file.size
-        )));
-    }
-    let Some(expected) = &file.sha256 else {
-        return Ok(meta.sha256.clone());
-    };
-    let actual = match &meta.sha256 {
-        Some(d) => Some(d.clone()),
-        None => storage.sha256(&file.object_key).await?,
-    };
-    match actual {
-        Some(d) if &d == expected => Ok(Some(d)),
-        Some(d) => Err(FileError::UploadMismatch(format!(
-            "the object's sha256 is {d}, the file was declared with {expected}"
-        ))),
-        None => Err(FileError::UploadIncomplete),
-    }
-}
-
-/// Makes pending files available (with the digest to record, if any) and
-/// completes their direct upload sessions, in one transaction. Files that are
-/// no longer pending are left alone: only the files this call changed come
-/// back, so a race between ingest and confirm announces each file once.
-pub(crate) async fn mark_available(
-    db: &DatabaseConnection,
-    kind: UploadKind,
-    files_and_digests: &[(Uuid, Option<String>)],
-) -> Result<Vec<files::Model>, FileError> {
-    if files_and_digests.is_empty() {
-        return Ok(Vec::new());
-    }
-    let txn = db.begin().await?;
-    let changed = mark_available_in(&txn, files_and_digests, true).await?;
-    txn.commit().await?;
-    for f in &changed {
-        crate::metrics::upload_completed(kind.as_str(), u64::try_from(f.size).unwrap_or(0));
-    }
-    Ok(changed)
-}
-
-/// [`mark_available`] inside the caller's transaction; counts nothing.
-/// `direct_sessions`: also complete the files' direct-upload sessions (a
-/// caller that finishes its own session passes `false`).
-pub(crate) async fn mark_available_in(
-    txn: &impl ConnectionTrait,
-    files_and_digests: &[(Uuid, Option<String>)],
-    direct_sessions: bool,
-) -> Result<Vec<files::Model>, FileError> {
-    let at = now();
-    let mut changed = Vec::with_capacity(files_and_digests.len());
-    // One statement for the files without a new digest, one per file with one.
-    let plain: Vec<Uuid> = files_and_digests
-        .iter()
-        .filter(|(_, d)| d.is_none())
-        .map(|(id, _)| *id)
-        .collect();
-    let pending = |q: sea_orm::UpdateMany<files::Entity>| {
-        q.col_expr(files::Column::Status, Expr::value(FileStatus::Available))
-            .col_expr(
-                files::Column::Version,
-                Expr::col(files::Column::Version).add(1),
-            )
-            .col_expr(files::Column::UpdatedAt, Expr::value(at))
-            .col_expr(files::Column::AvailableAt, Expr::value(at))
-            .filter(files::Column::Status.eq(FileStatus::Pending))
-    };
-    for chunk in plain.chunks(1000) {
-        changed.extend(
-            pending(files::Entity::update_many())
-                .filter(files::Column::Id.is_in(chunk.iter().copied()))
-                .exec_with_returning(txn)
-                .await?,
-        );
-    }
-    for (id, digest) in files_and_digests.iter().filter(|(_, d)| d.is_some()) {
-        changed.extend(
-            pending(files::Entity::update_many())
-                .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
-                .filter(files::Column::Id.eq(*id))
-                .exec_with_returning(txn)
-                .await?,
-        );
-    }
-    let ids: Vec<Uuid> = changed.iter().map(|f| f.id).collect();
-    for chunk in ids.chunks(1000).filter(|_| direct_sessions) {
-        upload_sessions::Entity::update_many()
-            .col_expr(
-                upload_sessions::Column::State,
-                Expr::value(UploadState::Completed),
-            )
-            .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(at))
-            .filter(upload_sessions::Column::FileId.is_in(chunk.iter().copied()))
-            .filter(upload_sessions::Column::Kind.eq(UploadKind::Direct))
-            .filter(upload_sessions::Column::State.eq(UploadState::Active))
-            .exec(txn)
-            .await?;
-    }
-    let events: Vec<DomainEvent> = changed.iter().map(available_event).collect();
-    for chunk in events.chunks(1000) {
-        crate::outbox::record(txn, chunk).await?;
-    }
-    Ok(changed)
-}
-
-fn available_event(file: &files::Model) -> DomainEvent {
-    DomainEvent::new(
-        "file.available",
-        file.id,
-        file.owner_id,
-        None,
-        json!({"name": file.name, "size": file.size, "content_type": file.content_type, "sha256": file.sha256}),
-    )
 }
 
 /// An unguessable token for a public link.
