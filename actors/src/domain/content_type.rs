@@ -29,7 +29,7 @@ impl ContentType {
         if !token(kind) || !token(sub) {
             return Err(err());
         }
-        Ok(Self(s.to_owned()))
+        Ok(Self(canonical(s)))
     }
 
     pub fn octet_stream() -> Self {
@@ -41,6 +41,18 @@ impl ContentType {
     }
 }
 
+/// One spelling per media type: parameters trimmed and joined by `"; "`,
+/// empty ones dropped, runs of white space inside one made a single space.
+/// (Stores sign the value as sent; SigV4 compares it with runs of white
+/// space collapsed, so a value with such runs would never verify.)
+fn canonical(raw: &str) -> String {
+    raw.split(';')
+        .map(|part| part.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +61,14 @@ mod tests {
     fn media_types() {
         assert!(ContentType::parse("application/pdf").is_ok());
         assert!(ContentType::parse("text/plain; charset=utf-8").is_ok());
+        // One spelling: what a store signs is what it verifies.
+        let spelled = |raw: &str| ContentType::parse(raw).unwrap().as_str().to_owned();
+        assert_eq!(spelled("fZzl9n0Ld/$     ;"), "fZzl9n0Ld/$");
+        assert_eq!(
+            spelled("text/plain ;  charset=utf-8 ;;"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(spelled("text/plain; a=\"x   y\""), "text/plain; a=\"x y\"");
         assert!(
             ContentType::parse(
                 "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
