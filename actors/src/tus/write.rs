@@ -133,7 +133,7 @@ impl Tus {
             buffered += chunk.len();
             buf.push(chunk);
             if buffered >= WRITE_SIZE {
-                let (mut sink, checksum, busy) = slot.ready().await?;
+                let (mut sink, checksum, busy) = self.leased(session, slot.ready()).await?;
                 self.record_started_upload(session, &mut sink).await?;
                 if busy {
                     self.after_absorb(session, &mut sink, checked, &mut progress, start + absorbed)
@@ -144,12 +144,12 @@ impl Tus {
                 slot = Slot::Busy(Box::pin(absorb(sink, data, checksum)));
             }
         }
-        let (mut sink, mut checksum, _) = slot.ready().await?;
+        let (mut sink, mut checksum, _) = self.leased(session, slot.ready()).await?;
         self.record_started_upload(session, &mut sink).await?;
         if !buf.is_empty() {
             absorbed += std::mem::take(&mut buffered) as u64;
             let data: Chunk = std::mem::take(&mut buf).into();
-            (sink, checksum) = absorb(sink, data, checksum).await?;
+            (sink, checksum) = self.leased(session, absorb(sink, data, checksum)).await?;
             self.record_started_upload(session, &mut sink).await?;
         }
         if let Some(checksum) = checksum {
@@ -166,7 +166,7 @@ impl Tus {
         if session.size == Some(end as i64) && !broke_off {
             return self.finish(session, file, sink, progress).await;
         }
-        let durable = sink.checkpoint().await?;
+        let durable = self.leased(session, sink.checkpoint()).await?;
         let session = self.commit(session, &mut progress, &durable).await?;
         sink.acknowledged(&durable).await;
         if broke_off {
@@ -203,6 +203,26 @@ impl Tus {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Awaits `work` (a part on its way to the store, say) while keeping
+    /// this instance's lease on the upload: renewed every third of it, so a
+    /// slow store never lets another instance in mid-request.
+    async fn leased<T, E>(
+        &self,
+        session: &upload_sessions::Model,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, TusError>
+    where
+        TusError: From<E>,
+    {
+        let mut work = std::pin::pin!(work);
+        loop {
+            match tokio::time::timeout(LEASE / 3, work.as_mut()).await {
+                Ok(done) => return done.map_err(TusError::from),
+                Err(_) => self.take_lease(session).await?,
+            }
+        }
     }
 
     /// A multipart upload the sink started is recorded at once: whatever
@@ -315,7 +335,7 @@ impl Tus {
         } else {
             Vec::new()
         };
-        let digest = sink.finish(prior).await?;
+        let digest = self.leased(session, sink.finish(prior)).await?;
         let at = now();
         let txn = inner.db.begin().await?;
         let changed = mark_available_in(&txn, &[(file.id, Some(digest))], false)
@@ -338,8 +358,14 @@ impl Tus {
             .col_expr(upload_sessions::Column::TailSize, Expr::value(0i64))
             .col_expr(upload_sessions::Column::UpdatedAt, Expr::value(at))
             .filter(upload_sessions::Column::Id.eq(session.id))
+            .filter(upload_sessions::Column::State.eq(UploadState::Active))
             .exec_with_returning(&txn)
             .await?;
+        if done.is_empty() {
+            // Another request finished or ended it meanwhile: this one
+            // changes nothing.
+            return Err(TusError::Moved(session.id));
+        }
         txn.commit().await?;
         metrics::counter!(crate::metrics::UPLOAD_BYTES_TOTAL, "kind" => "tus")
             .increment(length.saturating_sub(progress.committed));
