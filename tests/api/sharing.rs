@@ -11,6 +11,7 @@ crate::on_both_stacks!(
     share_as_viewer_then_editor_shortcut_then_revoke,
     every_role_meets_the_permission_table,
     sharing_refuses_what_makes_no_sense,
+    shares_and_renames_at_once_all_succeed,
 );
 
 async fn share(
@@ -416,4 +417,59 @@ async fn sharing_refuses_what_makes_no_sense(stack: Stack) {
         "file_not_found",
     )
     .await;
+}
+
+/// Shares and renames of several files at once: every one succeeds (on
+/// SQLite a share that read before it wrote failed with "database is
+/// locked" whenever another write came in between: a 500).
+async fn shares_and_renames_at_once_all_succeed(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let owner = app.new_user().await;
+    let mut sharees = Vec::new();
+    for _ in 0..4 {
+        sharees.push(app.new_user().await);
+    }
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let file = app
+            .upload_file(&owner, &format!("f{i}.txt"), b"shared")
+            .await;
+        ids.push(file["id"].as_str().unwrap().to_owned());
+    }
+    let mut calls = Vec::new();
+    for round in 0..3 {
+        for (i, id) in ids.iter().enumerate() {
+            let (client, token) = (app.client.clone(), owner.access_token.clone());
+            let share_url = app.url(&format!("/api/v1/files/{id}/shares"));
+            let email = sharees[(i + round) % sharees.len()].email.clone();
+            calls.push(actix_web::rt::spawn(async move {
+                client
+                    .post(share_url)
+                    .bearer_auth(&token)
+                    .json(&json!({"email": email, "role": "viewer"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+            let (client, token) = (app.client.clone(), owner.access_token.clone());
+            let file_url = app.url(&format!("/api/v1/files/{id}"));
+            calls.push(actix_web::rt::spawn(async move {
+                client
+                    .patch(file_url)
+                    .bearer_auth(&token)
+                    .json(&json!({"name": format!("f{i}-r{round}.txt")}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }));
+        }
+    }
+    for call in calls {
+        let status = call.await.unwrap();
+        assert!((200..300).contains(&status) || status == 409, "{status}");
+    }
 }

@@ -4,12 +4,13 @@
 //! `file.unshared` after its commit.
 
 use actix::prelude::*;
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
 use serde_json::json;
-use stowage_entity::files::FileStatus;
+use stowage_entity::files::{self, FileStatus};
 use stowage_entity::shares::{self, ShareRole};
 use stowage_entity::{shortcuts, users};
 use uuid::Uuid;
@@ -98,6 +99,17 @@ impl Handler<Share> for SharingActor {
             }
             let at = now();
             let txn = db.begin().await?;
+            // Write first: SQLite's write lock is taken up front (a read
+            // that later writes fails at once when another write came in
+            // between), and concurrent shares of one file go one by one.
+            files::Entity::update_many()
+                .col_expr(
+                    files::Column::UpdatedAt,
+                    Expr::col(files::Column::UpdatedAt),
+                )
+                .filter(files::Column::Id.eq(msg.file_id))
+                .exec(&txn)
+                .await?;
             let existing = shares::Entity::find_by_id((msg.file_id, user.id))
                 .one(&txn)
                 .await?;
