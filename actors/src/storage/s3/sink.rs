@@ -342,8 +342,10 @@ impl S3Sink {
         }
     }
 
+    /// Whether a part was stored or is on its way (then finishing joins
+    /// parts; otherwise the spool is the whole object).
     pub fn has_parts(&self) -> bool {
-        self.parts_begun() > 0 || self.spool.len >= MIN_PART_SIZE
+        self.parts_begun() > 0
     }
 
     /// The rest becomes the last part and the parts the object (or, if no
