@@ -21,4 +21,5 @@ mod process;
 mod sharing;
 mod trash;
 mod tus;
+mod tus_parts;
 mod uploads;

@@ -607,9 +607,8 @@ async fn assert_staged_nothing(app: &TestApp, upload: &str) {
             assert!(!staged.exists(), "{} is left", staged.display());
         }
         Stack::Services => {
-            let bucket = crate::janitor::s3_bucket(app);
-            let tail = format!("uploads/tus/{upload}/tail");
-            assert_eq!(bucket.head_object(&tail).await.map(|_| ()).ok(), None);
+            let kept = crate::tus_parts::tus_objects(app, upload).await;
+            assert!(kept.is_empty(), "{kept:?} are left");
             assert_eq!(crate::janitor::s3_multipart_uploads(app, "users/").await, 0);
         }
     }

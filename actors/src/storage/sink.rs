@@ -6,7 +6,7 @@
 //!
 //! Memory stays flat whatever the upload's length: the local sink appends
 //! to a staging file; the S3 sink spools the part it is filling to a temp
-//! file and streams each full part to S3 while the next one fills.
+//! file and streams it to S3 while it fills.
 
 use std::io::{IoSlice, Write as _};
 use std::path::PathBuf;
@@ -40,9 +40,8 @@ pub struct Resume {
     pub tail_size: u64,
     /// S3: parts stored.
     pub parts: u32,
-    /// S3: the part size fixed at creation (a known length), or `None` for
-    /// a deferred length (8 MiB, doubling every thousand parts).
-    pub part_size: Option<u64>,
+    /// The upload's length, `None` while deferred (S3 sizes its parts by it).
+    pub length: Option<u64>,
     /// S3: the multipart upload, once started.
     pub s3_upload: Option<String>,
     /// Where spool files go (the data dir's).
@@ -74,6 +73,14 @@ impl UploadSink {
         match self {
             UploadSink::Local(s) => s.write(chunk).await,
             UploadSink::S3(s) => s.write(chunk).await,
+        }
+    }
+
+    /// This request's body ends at `end` (from its Content-Length), so
+    /// that S3 can size the part it streams while the bytes arrive.
+    pub fn expect(&mut self, end: Option<u64>) {
+        if let UploadSink::S3(s) = self {
+            s.expect(end);
         }
     }
 

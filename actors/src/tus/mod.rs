@@ -365,7 +365,10 @@ impl Tus {
             self.declare_length(&mut session, l).await?;
         }
         let checksum = req.checksum.as_ref().map(Checksum::hasher);
-        let result = self.write(&session, &file, checksum, limit, body).await;
+        let expect = req.content_length.map(|n| req.offset + n);
+        let result = self
+            .write(&session, &file, checksum, limit, expect, body)
+            .await;
         self.drop_lease(id).await;
         let session = result?;
         Ok(TusUpload::of(&session))

@@ -71,7 +71,7 @@ impl Tus {
             hash_state: session.hash_state.clone(),
             tail_size: session.tail_size as u64,
             parts: session.parts_received as u32,
-            part_size: session.part_size.map(|p| p as u64),
+            length: session.size.map(|l| l as u64),
             s3_upload: session.s3_upload_id.clone(),
             spool_dir: self.inner.spool_dir.clone(),
         }
@@ -84,6 +84,7 @@ impl Tus {
         file: &files::Model,
         checksum: Option<BodyHasher>,
         limit: u64,
+        expect: Option<u64>,
         mut body: S,
     ) -> Result<upload_sessions::Model, TusError>
     where
@@ -92,11 +93,12 @@ impl Tus {
     {
         let start = session.offset as u64;
         let checked = checksum.is_some();
-        let sink = self
+        let mut sink = self
             .inner
             .storage
             .open_sink(&self.resume(session, file))
             .await?;
+        sink.expect(expect);
         let mut slot = Slot::Ready(Box::new(sink), checksum);
         let mut progress = Progress {
             committed: start,

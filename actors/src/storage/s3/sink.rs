@@ -1,9 +1,17 @@
-//! The S3 upload sink. The part being filled is spooled to a temp file
-//! (never held in memory); when it is full it is streamed to S3 as the next
-//! part of the multipart upload, hashed on the way, while the next part
-//! fills: one part in flight, so an upload holds at most two parts on disk
-//! and a few MiB of memory, whatever its length. Between requests the bytes
-//! short of a part wait in a tail object, so any instance can go on.
+//! The S3 upload sink. The bytes after the stored parts are spooled to a
+//! temp file (never held in memory) and hashed as they are written. A part
+//! is planned as soon as its size is known (the request says how many
+//! bytes it brings) and streamed to S3 while its bytes arrive, so a PATCH
+//! is stored about when its last byte is in. At most two parts are on their
+//! way at once (one full, one filling), so memory stays at a few MiB per
+//! upload whatever its length. Bytes short of a part at the end of a
+//! request wait in a tail object, so any instance can go on.
+//!
+//! Parts are as large as the request allows (a whole PATCH when it fits),
+//! never smaller than S3's 5 MiB but for the last, and grow by
+//! [`part_target`] so that 10,000 of them reach 5 TiB whatever the upload's
+//! length: a part smaller than the schedule is cut only while the parts
+//! left can still carry the rest.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,17 +19,28 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tempfile::TempPath;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::S3Store;
 use crate::storage::sink::{Chunk, Durable, Resume, blocking, resumable, write_all_vectored};
 use crate::storage::{StorageError, StoredPart, guarded};
-use crate::uploads::{MAX_PARTS, MIN_PART_SIZE};
+use crate::uploads::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE};
 
-/// Part size of an upload whose length is deferred, doubled every thousand
-/// parts so that 10,000 parts reach S3's 5 TiB.
-const DEFERRED_PART_SIZE: u64 = 8 << 20;
+/// The most an upload of unknown length may reach: S3's largest object.
+const MAX_OBJECT: u64 = 5 << 40;
+
+/// The part size the schedule asks of the part at `index` (0-based): 8 MiB,
+/// doubled every thousand parts (10,000 of them make 8 TiB).
+pub fn part_target(index: u32) -> u64 {
+    (8u64 << 20) << Ord::min(index / 1000, 9)
+}
+
+/// What the parts from `index` on can carry at the schedule's sizes.
+fn capacity_from(index: u32) -> u64 {
+    (index..MAX_PARTS as u32).map(part_target).sum()
+}
 
 /// Where an S3 tus upload keeps what it stores besides its parts (outside
 /// `users/`, which the orphan sweep owns).
@@ -36,7 +55,7 @@ pub fn tail_key(upload: Uuid, start: u64, len: u64) -> String {
     format!("{}tail-{start}-{len}", upload_prefix(upload))
 }
 
-/// The part being filled.
+/// Bytes after the stored (and sealed) parts, in a temp file.
 struct Spool {
     file: Option<std::fs::File>,
     path: TempPath,
@@ -58,27 +77,46 @@ impl Spool {
     }
 }
 
-type PartUpload = JoinHandle<Result<(Sha256, StoredPart), StorageError>>;
+/// The part the spool streams into while it fills.
+struct Streaming {
+    number: u32,
+    size: u64,
+    filled: watch::Sender<u64>,
+    task: JoinHandle<Result<String, StorageError>>,
+}
+
+/// A full part on its way; its spool goes once it is stored.
+struct Sealed {
+    part: StoredPart,
+    /// The saved hash state at its last byte.
+    hash: String,
+    task: JoinHandle<Result<String, StorageError>>,
+    _spool: Spool,
+}
 
 pub struct S3Sink {
     store: Arc<S3Store>,
     upload: Uuid,
     key: String,
     content_type: String,
-    part_size: Option<u64>,
     spool_dir: PathBuf,
-    spool: Spool,
-    /// The SHA-256 of the stored parts; `None` while a part in flight holds it.
-    sha256: Option<Sha256>,
-    /// Its saved state as of the last stored part (what is acknowledged).
-    stored_hash: String,
-    in_flight: Option<PartUpload>,
-    s3_upload: Option<String>,
-    /// A multipart upload started by this sink and not yet handed out.
-    started: Option<String>,
+    /// The upload's length, or the most it may reach.
+    limit: u64,
+    /// Where this request's body ends, when it said so.
+    expect: Option<u64>,
     /// Parts stored, and the bytes in them.
     parts: u32,
     stored: u64,
+    /// The saved hash state at `stored`.
+    stored_hash: String,
+    /// The hash of every byte taken; `None` only while a write holds it.
+    sha256: Option<Sha256>,
+    sealed: Option<Sealed>,
+    spool: Spool,
+    streaming: Option<Streaming>,
+    s3_upload: Option<String>,
+    /// A multipart upload started by this sink and not yet handed out.
+    started: Option<String>,
     /// Parts stored since the last acknowledgement.
     new_parts: Vec<StoredPart>,
     acknowledged: u64,
@@ -89,9 +127,16 @@ pub struct S3Sink {
 }
 
 impl Drop for S3Sink {
-    /// A multipart upload this sink started but nobody recorded (the
-    /// request ended before it could be) is aborted, so none is left behind.
+    /// Parts on their way stop; a multipart upload this sink started but
+    /// nobody recorded (the request ended before it could be) is aborted,
+    /// so none is left behind.
     fn drop(&mut self) {
+        if let Some(s) = self.streaming.take() {
+            s.task.abort();
+        }
+        if let Some(s) = self.sealed.take() {
+            s.task.abort();
+        }
         let Some(upload) = self.started.take() else {
             return;
         };
@@ -156,16 +201,20 @@ impl S3Store {
             upload: resume.upload,
             key: resume.key.clone(),
             content_type: resume.content_type.clone(),
-            part_size: resume.part_size,
             spool_dir: resume.spool_dir.clone(),
-            spool,
-            stored_hash: resumable::save(&sha256),
-            sha256: Some(sha256),
-            in_flight: None,
-            s3_upload: resume.s3_upload.clone(),
-            started: None,
+            limit: resume.length.unwrap_or(MAX_OBJECT),
+            expect: None,
             parts: resume.parts,
             stored: resume.offset - resume.tail_size,
+            // Right while no tail is recorded; a tail's state is replaced by
+            // the first part that lands.
+            stored_hash: resumable::save(&sha256),
+            sha256: Some(sha256),
+            sealed: None,
+            spool,
+            streaming: None,
+            s3_upload: resume.s3_upload.clone(),
+            started: None,
             new_parts: Vec::new(),
             acknowledged: resume.offset,
             recorded_tail,
@@ -175,110 +224,199 @@ impl S3Store {
 }
 
 impl S3Sink {
-    /// The size of part `n + 1`.
-    fn part_target(&self, n: u32) -> u64 {
-        match self.part_size {
-            Some(p) => p,
-            None => Ord::max(DEFERRED_PART_SIZE << Ord::min(n / 1000, 10), MIN_PART_SIZE),
-        }
-    }
-
-    /// Parts begun: stored, plus the one in flight.
+    /// Parts begun: stored, plus the sealed one.
     fn parts_begun(&self) -> u32 {
-        self.parts + u32::from(self.in_flight.is_some())
+        self.parts + u32::from(self.sealed.is_some())
     }
 
-    pub async fn write(&mut self, chunk: Chunk) -> Result<(), StorageError> {
-        let mut pieces: Vec<Bytes> = chunk.to_vec();
-        while !pieces.is_empty() {
-            let room = self.part_target(self.parts_begun()) - self.spool.len;
-            let mut batch = Vec::new();
-            let mut taken = 0u64;
-            while taken < room && !pieces.is_empty() {
-                let mut piece = pieces.remove(0);
-                if taken + piece.len() as u64 > room {
-                    let rest = piece.split_off((room - taken) as usize);
-                    pieces.insert(0, rest);
-                }
-                taken += piece.len() as u64;
-                batch.push(piece);
-            }
-            self.append(batch).await?;
-            if self.spool.len == self.part_target(self.parts_begun()) {
-                self.seal().await?;
-            }
+    /// Where the spool's first byte sits in the upload.
+    fn spool_start(&self) -> u64 {
+        self.stored + self.sealed.as_ref().map_or(0, |s| s.part.size)
+    }
+
+    /// This request's body ends at `end` (its Content-Length said so).
+    pub fn expect(&mut self, end: Option<u64>) {
+        self.expect = end;
+    }
+
+    /// Whether a part of `size` bytes as part `number` leaves a rest that
+    /// the parts after it can still carry.
+    fn may_cut(&self, number: u32, size: u64) -> bool {
+        let end = self.spool_start() + size;
+        size >= part_target(number - 1) || self.limit.saturating_sub(end) <= capacity_from(number)
+    }
+
+    /// The size of the part the spool becomes, once it is known: the whole
+    /// body of this request where it makes a part, else the schedule's size.
+    /// `None`: the spool stays a tail (or waits to learn more).
+    fn plan(&self) -> Option<u64> {
+        let number = self.parts_begun() + 1;
+        let start = self.spool_start();
+        let left = self.limit.saturating_sub(start);
+        let target = Ord::min(part_target(number - 1), left);
+        let Some(end) = self.expect else {
+            return (target >= MIN_PART_SIZE).then_some(target);
+        };
+        let coming = end.saturating_sub(start);
+        let last = start + coming == self.limit && self.parts_begun() > 0;
+        if coming > target {
+            let rest = coming - target;
+            // A rest too small to be a part of its own rides along.
+            return Some(if rest < MIN_PART_SIZE && coming <= MAX_PART_SIZE {
+                coming
+            } else {
+                target
+            });
         }
-        Ok(())
+        ((coming >= MIN_PART_SIZE || last) && coming > 0 && self.may_cut(number, coming))
+            .then_some(coming)
     }
 
-    async fn append(&mut self, batch: Vec<Bytes>) -> Result<(), StorageError> {
-        let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
-        let mut file = self.spool.file.take().ok_or_else(|| {
-            StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"))
-        })?;
-        self.spool.file =
-            Some(blocking(move || write_all_vectored(&mut file, &batch).map(|()| file)).await?);
-        self.spool.len += len;
-        Ok(())
-    }
-
-    /// Waits for the part in flight, if any, and records it.
-    async fn land(&mut self) -> Result<(), StorageError> {
-        if let Some(upload) = self.in_flight.take() {
-            let (sha256, part) = upload.await.map_err(StorageError::unavailable)??;
-            self.stored_hash = resumable::save(&sha256);
-            self.sha256 = Some(sha256);
-            self.parts += 1;
-            self.stored += part.size;
-            self.new_parts.push(part);
+    /// The multipart upload, started on the first part.
+    async fn multipart(&mut self) -> Result<String, StorageError> {
+        if let Some(u) = &self.s3_upload {
+            return Ok(u.clone());
         }
-        Ok(())
+        let store = &self.store;
+        let u = guarded(
+            Some(&store.circuit),
+            "create_multipart",
+            store.create_multipart(&self.key, &self.content_type),
+        )
+        .await?;
+        self.s3_upload = Some(u.clone());
+        self.started = Some(u.clone());
+        Ok(u)
     }
 
-    /// The full spool becomes the next part, streamed while a new spool fills.
-    async fn seal(&mut self) -> Result<(), StorageError> {
-        self.land().await?;
-        let number = self.parts + 1;
+    /// Starts streaming the spool as part `number` of `size` bytes.
+    async fn stream(&mut self, size: u64) -> Result<(), StorageError> {
+        let number = self.parts_begun() + 1;
         if u64::from(number) > MAX_PARTS {
             return Err(StorageError::rejected(
                 "upload_too_large",
                 "the upload needs more than S3's 10,000 parts",
             ));
         }
-        let upload = match &self.s3_upload {
-            Some(u) => u.clone(),
-            None => {
-                let store = &self.store;
-                let u = guarded(
-                    Some(&store.circuit),
-                    "create_multipart",
-                    store.create_multipart(&self.key, &self.content_type),
-                )
-                .await?;
-                self.s3_upload = Some(u.clone());
-                self.started = Some(u.clone());
-                u
+        let upload = self.multipart().await?;
+        let (filled, follower) = watch::channel(self.spool.len);
+        let (store, key) = (self.store.clone(), self.key.clone());
+        let path = self.spool.path.to_path_buf();
+        let task = tokio::spawn(async move {
+            store
+                .upload_part_spool(&key, &upload, number, path, size, Some(follower))
+                .await
+        });
+        self.streaming = Some(Streaming {
+            number,
+            size,
+            filled,
+            task,
+        });
+        Ok(())
+    }
+
+    pub async fn write(&mut self, chunk: Chunk) -> Result<(), StorageError> {
+        let mut pieces: Vec<Bytes> = chunk.to_vec();
+        pieces.reverse();
+        while !pieces.is_empty() {
+            if self.streaming.is_none()
+                && let Some(size) = self.plan()
+            {
+                self.stream(size).await?;
+            }
+            let cap = match &self.streaming {
+                Some(s) => s.size,
+                None => part_target(self.parts_begun()),
+            };
+            let room = cap - self.spool.len;
+            let mut batch = Vec::new();
+            let mut taken = 0u64;
+            while taken < room
+                && let Some(mut piece) = pieces.pop()
+            {
+                if taken + piece.len() as u64 > room {
+                    pieces.push(piece.split_off((room - taken) as usize));
+                }
+                taken += piece.len() as u64;
+                batch.push(piece);
+            }
+            self.append(batch).await?;
+            if self.spool.len == cap {
+                self.seal().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes and hashes a batch into the spool.
+    async fn append(&mut self, batch: Vec<Bytes>) -> Result<(), StorageError> {
+        let len: u64 = batch.iter().map(|b| b.len() as u64).sum();
+        let failed = || StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"));
+        let mut file = self.spool.file.take().ok_or_else(failed)?;
+        let mut sha256 = self.sha256.take().ok_or_else(failed)?;
+        let (file, sha256) = blocking(move || {
+            write_all_vectored(&mut file, &batch)?;
+            for piece in &batch {
+                sha256.update(piece);
+            }
+            Ok((file, sha256))
+        })
+        .await?;
+        self.spool.file = Some(file);
+        self.sha256 = Some(sha256);
+        self.spool.len += len;
+        if let Some(s) = &self.streaming {
+            s.filled.send_replace(self.spool.len);
+        }
+        Ok(())
+    }
+
+    /// Waits for the sealed part, if any, and records it.
+    async fn land(&mut self) -> Result<(), StorageError> {
+        if let Some(sealed) = self.sealed.take() {
+            let etag = sealed.task.await.map_err(StorageError::unavailable)??;
+            self.stored_hash = sealed.hash;
+            self.parts = sealed.part.part_number;
+            self.stored += sealed.part.size;
+            self.new_parts.push(StoredPart {
+                etag,
+                ..sealed.part
+            });
+        }
+        Ok(())
+    }
+
+    /// The full spool is a part: it finishes its way to S3 while a new
+    /// spool fills (after the part before it landed).
+    async fn seal(&mut self) -> Result<(), StorageError> {
+        self.land().await?;
+        let streaming = match self.streaming.take() {
+            Some(s) if s.size == self.spool.len => s,
+            other => {
+                if let Some(s) = other {
+                    s.task.abort();
+                }
+                self.stream(self.spool.len).await?;
+                self.streaming.take().ok_or_else(|| {
+                    StorageError::unavailable(anyhow::anyhow!("no part was started"))
+                })?
             }
         };
-        let full = std::mem::replace(&mut self.spool, Spool::new(self.spool_dir.clone()).await?);
-        let sha256 = self.sha256.take().unwrap_or_default();
-        let (store, key) = (self.store.clone(), self.key.clone());
-        self.in_flight = Some(tokio::spawn(async move {
-            let size = full.len;
-            let (sha256, etag) = store
-                .upload_part_file(&key, &upload, number, full.path.to_path_buf(), size, sha256)
-                .await?;
-            // The spool file goes once its part is stored.
-            drop(full);
-            Ok((
-                sha256,
-                StoredPart {
-                    part_number: number,
-                    size,
-                    etag,
-                },
-            ))
-        }));
+        let hash = resumable::save(self.sha256.as_ref().ok_or_else(|| {
+            StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"))
+        })?);
+        let spool = std::mem::replace(&mut self.spool, Spool::new(self.spool_dir.clone()).await?);
+        self.sealed = Some(Sealed {
+            part: StoredPart {
+                part_number: streaming.number,
+                size: streaming.size,
+                etag: String::new(),
+            },
+            hash,
+            task: streaming.task,
+            _spool: spool,
+        });
         Ok(())
     }
 
@@ -288,10 +426,10 @@ impl S3Sink {
         self.started.take()
     }
 
-    /// Parts stored since the last acknowledgement (a part in flight that
-    /// has finished is landed first).
+    /// Parts stored since the last acknowledgement (a sealed part that has
+    /// finished is landed first).
     pub async fn settled(&mut self) -> Result<Option<Durable>, StorageError> {
-        if self.in_flight.as_ref().is_some_and(|u| u.is_finished()) {
+        if self.sealed.as_ref().is_some_and(|s| s.task.is_finished()) {
             self.land().await?;
         }
         Ok((self.stored > self.acknowledged).then(|| self.durable(self.stored, 0)))
@@ -308,17 +446,31 @@ impl S3Sink {
         }
     }
 
-    /// Lands the part in flight and stores the rest as the tail object.
+    /// The request's bytes are all in: a part still filling stops (its
+    /// bytes are in the spool), the sealed part lands, and the spool becomes
+    /// a part if it may, else the tail object.
     pub async fn checkpoint(&mut self) -> Result<Durable, StorageError> {
+        if let Some(s) = self.streaming.take() {
+            s.task.abort();
+        }
         self.land().await?;
         let tail = self.spool.len;
+        if tail >= MIN_PART_SIZE && self.may_cut(self.parts + 1, tail) {
+            self.seal().await?;
+            self.land().await?;
+            return Ok(self.durable(self.stored, 0));
+        }
         if tail > 0 {
             let key = tail_key(self.upload, self.stored, tail);
             self.store
                 .put_tail_file(&key, self.spool.path.to_path_buf(), tail)
                 .await?;
         }
-        Ok(self.durable(self.stored + tail, tail))
+        let mut durable = self.durable(self.stored + tail, tail);
+        durable.hash_state = resumable::save(self.sha256.as_ref().ok_or_else(|| {
+            StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"))
+        })?);
+        Ok(durable)
     }
 
     /// `durable` is recorded: a tail it no longer names is deleted.
@@ -345,49 +497,27 @@ impl S3Sink {
     /// Whether a part was stored or is on its way (then finishing joins
     /// parts; otherwise the spool is the whole object).
     pub fn has_parts(&self) -> bool {
-        self.parts_begun() > 0
+        self.parts_begun() > 0 || self.streaming.is_some()
     }
 
     /// The rest becomes the last part and the parts the object (or, if no
     /// part was ever cut, the spool is the object, in one PUT).
     pub async fn finish(mut self, prior: Vec<StoredPart>) -> Result<String, StorageError> {
-        self.land().await?;
         let store = self.store.clone();
-        let sha256 = self.sha256.take().unwrap_or_default();
-        let digest = if self.parts == 0 {
-            let sha256 = store
+        if self.parts_begun() == 0 && self.streaming.is_none() {
+            store
                 .put_object_file(
                     &self.key,
                     &self.content_type,
                     self.spool.path.to_path_buf(),
                     self.spool.len,
-                    sha256,
                 )
                 .await?;
-            hex::encode(sha256.finalize())
         } else {
-            let mut sha256 = sha256;
             if self.spool.len > 0 {
-                let number = self.parts + 1;
-                let upload = self.s3_upload.clone().unwrap_or_default();
-                let (hashed, etag) = store
-                    .upload_part_file(
-                        &self.key,
-                        &upload,
-                        number,
-                        self.spool.path.to_path_buf(),
-                        self.spool.len,
-                        sha256,
-                    )
-                    .await?;
-                sha256 = hashed;
-                self.parts = number;
-                self.new_parts.push(StoredPart {
-                    part_number: number,
-                    size: self.spool.len,
-                    etag,
-                });
+                self.seal().await?;
             }
+            self.land().await?;
             let mut parts: Vec<StoredPart> = prior;
             for p in &self.new_parts {
                 parts.retain(|q| q.part_number != p.part_number);
@@ -402,12 +532,31 @@ impl S3Sink {
                 store.complete_multipart(&self.key, &upload, &parts),
             )
             .await?;
-            hex::encode(sha256.finalize())
-        };
+            // Completed: nothing for the drop to abort.
+            self.started = None;
+        }
         if self.opened_at > 0 {
             // Whatever tail objects an earlier request left.
             store.delete_prefix(&upload_prefix(self.upload)).await;
         }
-        Ok(digest)
+        let sha256 = self.sha256.take().ok_or_else(|| {
+            StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"))
+        })?;
+        Ok(hex::encode(sha256.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schedule_reaches_five_tebibytes_in_ten_thousand_parts() {
+        assert_eq!(part_target(0), 8 << 20);
+        assert_eq!(part_target(999), 8 << 20);
+        assert_eq!(part_target(1000), 16 << 20);
+        assert!(part_target(9999) <= MAX_PART_SIZE);
+        assert!(capacity_from(0) >= MAX_OBJECT);
+        assert_eq!(capacity_from(MAX_PARTS as u32), 0);
     }
 }

@@ -1,84 +1,90 @@
-//! Streaming a spool file to S3 through a presigned URL: read a MiB at a
-//! time (and hashed, when asked) on a blocking thread while the previous
-//! MiB is on the wire, so no part is ever whole in memory.
+//! Streaming a spool file to S3 through a presigned URL, a piece at a time
+//! on a blocking thread while the previous piece is on the wire, so no part
+//! is ever whole in memory. A spool that is still filling is followed: the
+//! request starts with the part's first bytes and sends the rest as the
+//! sink writes them, so a part is on its way while its bytes arrive.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 use super::S3Store;
 use crate::storage::{StorageError, guarded};
 
-/// Bytes read (and hashed) at a time.
-const READ_SIZE: usize = 1 << 20;
+/// Bytes read at a time (a few of these per upload are all the memory a
+/// part in flight takes).
+const READ_SIZE: u64 = 256 << 10;
 
-/// A request body streaming `path`'s first `len` bytes; hashed into
-/// `sha256` on the way, which comes back once the last byte was read.
-fn file_body(
+/// A request body streaming `path`'s first `len` bytes. With `filled`, the
+/// file is still being written: each piece is sent once `filled` says it is
+/// there; if the writer goes away first, the body fails (and S3 drops the
+/// part).
+pub(super) fn spool_body(
     path: PathBuf,
     len: u64,
-    sha256: Option<Sha256>,
-) -> (reqwest::Body, oneshot::Receiver<Option<Sha256>>) {
+    filled: Option<watch::Receiver<u64>>,
+) -> reqwest::Body {
     let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(2);
-    let (done, hashed) = oneshot::channel();
     tokio::spawn(async move {
-        let opened = tokio::task::spawn_blocking(move || std::fs::File::open(path)).await;
-        let mut file = match opened {
-            Ok(Ok(f)) => f,
-            Ok(Err(e)) => return drop(tx.send(Err(e)).await),
-            Err(e) => return drop(tx.send(Err(std::io::Error::other(e))).await),
-        };
-        let mut sha256 = sha256;
-        let mut left = len;
-        while left > 0 {
-            let want = Ord::min(left, READ_SIZE as u64) as usize;
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; want];
-                file.read_exact(&mut buf)?;
-                if let Some(h) = &mut sha256 {
-                    h.update(&buf);
-                }
-                Ok::<_, std::io::Error>((file, sha256, buf))
-            })
-            .await
-            .map_err(std::io::Error::other)
-            .and_then(|r| r);
-            match read {
-                Ok((f, h, buf)) => {
-                    (file, sha256) = (f, h);
-                    left -= buf.len() as u64;
-                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => return drop(tx.send(Err(e)).await),
-            }
+        if let Err(e) = pump(path, len, filled, &tx).await {
+            let _ = tx.send(Err(e)).await;
         }
-        let _ = done.send(sha256);
     });
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))
     });
-    (reqwest::Body::wrap_stream(stream), hashed)
+    reqwest::Body::wrap_stream(stream)
+}
+
+async fn pump(
+    path: PathBuf,
+    len: u64,
+    mut filled: Option<watch::Receiver<u64>>,
+    tx: &mpsc::Sender<std::io::Result<Bytes>>,
+) -> std::io::Result<()> {
+    let mut file = tokio::task::spawn_blocking(move || std::fs::File::open(path))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut sent = 0u64;
+    while sent < len {
+        let want = Ord::min(len - sent, READ_SIZE);
+        if let Some(filled) = &mut filled {
+            filled
+                .wait_for(|n| *n >= sent + want)
+                .await
+                .map_err(|_| std::io::Error::other("the spool was abandoned mid-part"))?;
+        }
+        let (f, buf) = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; want as usize];
+            file.seek(SeekFrom::Start(sent))?;
+            file.read_exact(&mut buf)?;
+            Ok::<_, std::io::Error>((file, buf))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        file = f;
+        sent += want;
+        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 impl S3Store {
-    /// PUTs `len` bytes of `path` to a presigned `url` with its signed
-    /// `headers`; returns the hash (if one was given) and the ETag.
-    async fn put_file(
+    /// PUTs `body` (`len` bytes) to a presigned `url` with its signed
+    /// `headers`; returns the ETag.
+    async fn put_body(
         &self,
         op: &'static str,
         url: String,
         headers: Vec<(String, String)>,
-        path: PathBuf,
+        body: reqwest::Body,
         len: u64,
-        sha256: Option<Sha256>,
-    ) -> Result<(Option<Sha256>, String), StorageError> {
+    ) -> Result<String, StorageError> {
         guarded(Some(&self.circuit), op, async {
-            let (body, hashed) = file_body(path, len, sha256);
             let mut req = self
                 .bucket
                 .http_client()
@@ -107,22 +113,22 @@ impl S3Store {
                     status, body,
                 )));
             }
-            let sha256 = hashed.await.map_err(StorageError::unavailable)?;
-            Ok((sha256, etag))
+            Ok(etag)
         })
         .await
     }
 
-    /// Streams a spool file as part `number`, hashing it into `sha256`.
-    pub(super) async fn upload_part_file(
+    /// Streams `len` bytes of a spool file as part `number` (following it
+    /// while `filled` says it is still being written); returns the ETag.
+    pub(super) async fn upload_part_spool(
         &self,
         key: &str,
         upload: &str,
         number: u32,
         path: PathBuf,
         len: u64,
-        sha256: Sha256,
-    ) -> Result<(Sha256, String), StorageError> {
+        filled: Option<watch::Receiver<u64>>,
+    ) -> Result<String, StorageError> {
         let url = self
             .presign_part(
                 key,
@@ -132,39 +138,36 @@ impl S3Store {
                 std::time::Duration::from_secs(3600),
             )
             .await?;
-        let (hashed, etag) = self
-            .put_file("upload_part", url.url, Vec::new(), path, len, Some(sha256))
-            .await?;
-        Ok((hashed.unwrap_or_default(), etag))
+        let body = spool_body(path, len, filled);
+        self.put_body("upload_part", url.url, Vec::new(), body, len)
+            .await
     }
 
     /// Streams a spool file as the whole object (stored once: the URL
-    /// carries `If-None-Match: *`), hashing it into `sha256`.
+    /// carries `If-None-Match: *`).
     pub(super) async fn put_object_file(
         &self,
         key: &str,
         content_type: &str,
         path: PathBuf,
         len: u64,
-        sha256: Sha256,
-    ) -> Result<Sha256, StorageError> {
+    ) -> Result<(), StorageError> {
         let signed = self
             .presign_put(key, len, content_type, std::time::Duration::from_secs(3600))
             .await?;
-        let (hashed, _) = self
-            .put_file(
-                "put_object",
-                signed.url,
-                signed.headers.into_iter().collect(),
-                path,
-                len,
-                Some(sha256),
-            )
-            .await?;
-        Ok(hashed.unwrap_or_default())
+        let body = spool_body(path, len, None);
+        self.put_body(
+            "put_object",
+            signed.url,
+            signed.headers.into_iter().collect(),
+            body,
+            len,
+        )
+        .await?;
+        Ok(())
     }
 
-    /// Streams a spool file as an upload's tail object, replacing the last one.
+    /// Streams a spool file as an upload's tail object.
     pub(super) async fn put_tail_file(
         &self,
         key: &str,
@@ -178,7 +181,8 @@ impl S3Store {
             .presign_put(key, 3600, Some(headers), None)
             .await
             .map_err(super::classify)?;
-        self.put_file("put_object", url, Vec::new(), path, len, None)
+        let body = spool_body(path, len, None);
+        self.put_body("put_object", url, Vec::new(), body, len)
             .await?;
         Ok(())
     }

@@ -1,0 +1,87 @@
+//! tus onto S3: each PATCH that can be a part is stored as one while it
+//! arrives (no tail object, no waiting for a fixed part size); the bytes
+//! short of a part wait in a tail object until a later request makes them
+//! one. On the local store the same requests simply make the file.
+
+use crate::helpers::{Stack, TestApp, random_bytes, sha256_hex, spawn_app};
+use crate::tus::{create, patch};
+
+crate::on_both_stacks!(each_request_makes_a_part_where_it_can);
+
+const MIB: usize = 1 << 20;
+
+/// The objects a tus upload keeps beside its parts, with their sizes.
+pub async fn tus_objects(app: &TestApp, upload: &str) -> Vec<(String, u64)> {
+    let bucket = crate::janitor::s3_bucket(app);
+    let listed = bucket
+        .list(format!("uploads/tus/{upload}/"), None)
+        .await
+        .unwrap();
+    listed
+        .into_iter()
+        .flat_map(|page| page.contents)
+        .map(|o| (o.key, o.size))
+        .collect()
+}
+
+async fn each_request_makes_a_part_where_it_can(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let bytes = random_bytes(40 * MIB + 5);
+    let url = create(&app, &user, bytes.len() as u64, "parts.bin").await;
+    let upload = url.rsplit('/').next().unwrap().to_owned();
+    // 8 MiB: a part of its own. 3 MiB: too small, the tail. 3 MiB more:
+    // with the tail, a 6 MiB part. The rest (26 MiB + 5): 8, 8, and the
+    // last 10 MiB + 5 (a 2 MiB rest rides along rather than making a tail).
+    let steps: [(usize, Option<u64>); 4] = [
+        (8 * MIB, None),
+        (3 * MIB, Some(3 * MIB as u64)),
+        (3 * MIB, None),
+        (26 * MIB + 5, None),
+    ];
+    let mut offset = 0usize;
+    for (len, tail) in steps {
+        let res = patch(
+            &app,
+            &user,
+            &url,
+            offset as u64,
+            bytes[offset..offset + len].to_vec(),
+            &[],
+        )
+        .await;
+        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        offset += len;
+        if stack == Stack::Services && offset < bytes.len() {
+            let kept = tus_objects(&app, &upload).await;
+            let expected: Vec<(String, u64)> = tail
+                .map(|t| {
+                    let start = offset as u64 - t;
+                    (format!("uploads/tus/{upload}/tail-{start}-{t}"), t)
+                })
+                .into_iter()
+                .collect();
+            assert_eq!(kept, expected, "after {offset} bytes");
+        }
+    }
+    let s: serde_json::Value = app
+        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file_id = s["file_id"].as_str().unwrap().to_owned();
+    let file = app.wait_available(&user.access_token, &file_id, 10).await;
+    assert_eq!(file["sha256"], sha256_hex(&bytes));
+    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+    if stack == Stack::Services {
+        assert!(tus_objects(&app, &upload).await.is_empty());
+        // Five parts: 8 MiB, 6 MiB, 8 MiB, 8 MiB, 10 MiB + 5.
+        let bucket = crate::janitor::s3_bucket(&app);
+        let objects = bucket.list("users/".into(), None).await.unwrap();
+        let object = &objects[0].contents[0];
+        assert_eq!(object.size, bytes.len() as u64);
+        let etag = object.e_tag.clone().unwrap_or_default();
+        assert!(etag.trim_matches('"').ends_with("-5"), "{etag}");
+    }
+}
