@@ -18,7 +18,7 @@ use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
 use stowage_actors::outbox::{OutboxRelayActor, Relay};
-use stowage_actors::sharing::SharingActor;
+use stowage_actors::sharing::Sharing;
 use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage, private_dir};
 use stowage_actors::tus::Tus;
@@ -170,10 +170,7 @@ impl Application {
             let relay = relay.clone();
             Supervisor::start(move |_| OutboxRelayActor::new(relay))
         };
-        let sharing = {
-            let (db, bus) = (conn.clone(), bus.clone());
-            web::Data::new(Supervisor::start(move |_| SharingActor::new(db, bus)))
-        };
+        let sharing = web::Data::new(Sharing::new(conn.clone(), bus.clone()));
         let metrics = web::Data::new(telemetry::metrics_handle());
         let storage_kind = storage.kind();
         let events_handle = bus.clone();

@@ -1,9 +1,12 @@
-//! The sharing actor: shares, role changes and revocations, one message
-//! type each. A revocation also removes the sharee's shortcuts to the file,
-//! in the same transaction; each change publishes `file.shared` or
-//! `file.unshared` after its commit.
+//! Sharing: shares, role changes and revocations. A revocation also
+//! removes the sharee's shortcuts to the file, in the same transaction;
+//! each change records `file.shared` or `file.unshared` in the outbox in
+//! its own transaction.
+//!
+//! Plain functions, not an actor: every bit of sharing's state is in the
+//! database, where concurrent changes of one file go one by one (each
+//! writes the file's row first), so an actor would only forward calls.
 
-use actix::prelude::*;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
@@ -18,12 +21,9 @@ use uuid::Uuid;
 use crate::domain::Email;
 use crate::events::{DomainEvent, EventBus};
 use crate::files::{Action, FileError, Role, access};
-use crate::metrics::ACTOR_RESTARTS_TOTAL;
 use crate::time::now;
 
 /// Share a file with the account behind `email`, or change its role.
-#[derive(Message)]
-#[rtype(result = "Result<ShareOutcome, FileError>")]
 pub struct Share {
     pub caller: Uuid,
     pub file_id: Uuid,
@@ -41,8 +41,6 @@ pub struct ShareOutcome {
 }
 
 /// End a share: by the file's owner, or by the sharee leaving.
-#[derive(Message)]
-#[rtype(result = "Result<(), FileError>")]
 pub struct Revoke {
     pub caller: Uuid,
     pub file_id: Uuid,
@@ -50,40 +48,25 @@ pub struct Revoke {
 }
 
 /// The shares of a file, for its owner.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<(shares::Model, users::Model)>, FileError>")]
 pub struct ListShares {
     pub caller: Uuid,
     pub file_id: Uuid,
 }
 
-pub struct SharingActor {
+#[derive(Clone)]
+pub struct Sharing {
     db: DatabaseConnection,
     bus: EventBus,
 }
 
-impl SharingActor {
+impl Sharing {
     pub fn new(db: DatabaseConnection, bus: EventBus) -> Self {
         Self { db, bus }
     }
-}
 
-impl Actor for SharingActor {
-    type Context = Context<Self>;
-}
-
-impl Supervised for SharingActor {
-    fn restarting(&mut self, _: &mut Context<Self>) {
-        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "sharing").increment(1);
-    }
-}
-
-impl Handler<Share> for SharingActor {
-    type Result = ResponseFuture<Result<ShareOutcome, FileError>>;
-
-    fn handle(&mut self, msg: Share, _: &mut Context<Self>) -> Self::Result {
+    pub async fn share(&self, msg: Share) -> Result<ShareOutcome, FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        Box::pin(async move {
+        {
             let view = access(&db, msg.caller, msg.file_id).await?;
             view.require(Action::ManageShares)?;
             if view.file.status != FileStatus::Available {
@@ -179,16 +162,12 @@ impl Handler<Share> for SharingActor {
                 user,
                 created,
             })
-        })
+        }
     }
-}
 
-impl Handler<Revoke> for SharingActor {
-    type Result = ResponseFuture<Result<(), FileError>>;
-
-    fn handle(&mut self, msg: Revoke, _: &mut Context<Self>) -> Self::Result {
+    pub async fn revoke(&self, msg: Revoke) -> Result<(), FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        Box::pin(async move {
+        {
             let view = access(&db, msg.caller, msg.file_id).await?;
             let leaving = msg.user_id == msg.caller && view.role != Role::Owner;
             if !leaving {
@@ -217,16 +196,15 @@ impl Handler<Revoke> for SharingActor {
             txn.commit().await?;
             bus.outbox_written();
             Ok(())
-        })
+        }
     }
-}
 
-impl Handler<ListShares> for SharingActor {
-    type Result = ResponseFuture<Result<Vec<(shares::Model, users::Model)>, FileError>>;
-
-    fn handle(&mut self, msg: ListShares, _: &mut Context<Self>) -> Self::Result {
+    pub async fn list(
+        &self,
+        msg: ListShares,
+    ) -> Result<Vec<(shares::Model, users::Model)>, FileError> {
         let db = self.db.clone();
-        Box::pin(async move {
+        {
             let view = access(&db, msg.caller, msg.file_id).await?;
             view.require(Action::ManageShares)?;
             let rows = shares::Entity::find()
@@ -238,6 +216,6 @@ impl Handler<ListShares> for SharingActor {
                 .into_iter()
                 .filter_map(|(share, user)| Some((share, user?)))
                 .collect())
-        })
+        }
     }
 }

@@ -1,12 +1,11 @@
 //! `/api/v1/files/{id}/shares…` (through the sharing actor) and `/api/v1/shortcuts…`.
 
-use actix::Addr;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::{FileError, Files};
-use stowage_actors::sharing::{ListShares, Revoke, Share, SharingActor};
+use stowage_actors::sharing::{ListShares, Revoke, Share, Sharing};
 use stowage_entity::shares::{self, ShareRole};
 use stowage_entity::users;
 use utoipa::ToSchema;
@@ -52,18 +51,6 @@ impl ShareBody {
     }
 }
 
-async fn ask<M>(actor: &Addr<SharingActor>, msg: M) -> Result<M::Result, ApiError>
-where
-    M: actix::Message + Send + 'static,
-    M::Result: Send,
-    SharingActor: actix::Handler<M>,
-{
-    actor
-        .send(msg)
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("the sharing actor did not answer: {e}")))
-}
-
 /// Share with a user (201), or change their role (200).
 #[utoipa::path(post, path = "/api/v1/files/{id}/shares", tag = "sharing", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ShareRequest,
@@ -72,7 +59,7 @@ where
         (status = 409, body = Problem, description = "`file_pending`: a file is shared once its upload has finished")))]
 pub async fn share(
     caller: Authenticated,
-    sharing: web::Data<Addr<SharingActor>>,
+    sharing: web::Data<Sharing>,
     id: web::Path<Uuid>,
     body: JsonObject<ShareRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -82,16 +69,14 @@ pub async fn share(
         "editor" => ShareRole::Editor,
         _ => return Err(ValidationError::new("role", "must be `viewer` or `editor`").into()),
     };
-    let outcome = ask(
-        &sharing,
-        Share {
+    let outcome = sharing
+        .share(Share {
             caller: caller.0.user_id,
             file_id: *id,
             email,
             role,
-        },
-    )
-    .await??;
+        })
+        .await?;
     let body = ShareBody::new(&outcome.share, &outcome.user);
     Ok(if outcome.created {
         HttpResponse::Created().json(body)
@@ -111,17 +96,15 @@ pub struct ShareList {
     responses((status = 200, body = ShareList), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn list(
     caller: Authenticated,
-    sharing: web::Data<Addr<SharingActor>>,
+    sharing: web::Data<Sharing>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ShareList>, ApiError> {
-    let rows = ask(
-        &sharing,
-        ListShares {
+    let rows = sharing
+        .list(ListShares {
             caller: caller.0.user_id,
             file_id: *id,
-        },
-    )
-    .await??;
+        })
+        .await?;
     Ok(web::Json(ShareList {
         items: rows.iter().map(|(s, u)| ShareBody::new(s, u)).collect(),
     }))
@@ -133,19 +116,17 @@ pub async fn list(
     responses((status = 204), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(
     caller: Authenticated,
-    sharing: web::Data<Addr<SharingActor>>,
+    sharing: web::Data<Sharing>,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (file_id, user_id) = path.into_inner();
-    ask(
-        &sharing,
-        Revoke {
+    sharing
+        .revoke(Revoke {
             caller: caller.0.user_id,
             file_id,
             user_id,
-        },
-    )
-    .await??;
+        })
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
