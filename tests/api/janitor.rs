@@ -12,6 +12,7 @@ crate::on_both_stacks!(
     abandoned_uploads_leave_nothing_behind,
     a_direct_upload_whose_event_was_lost_is_reconciled,
     objects_no_file_knows_are_removed_after_the_grace_period,
+    the_janitor_restarts_when_its_database_goes_and_then_goes_on,
 );
 
 async fn eventually<F: AsyncFn() -> bool>(what: &str, secs: u64, check: F) {
@@ -355,5 +356,62 @@ async fn a_file_the_store_will_not_let_go_does_not_hold_the_others_up() {
         20,
         async || trash().await.is_empty(),
     )
+    .await;
+}
+
+/// Every sweep fails while the janitor's tables are gone: it stops itself
+/// and its supervisor restarts it (counted). Once they are back, it purges
+/// what is due as before.
+async fn the_janitor_restarts_when_its_database_goes_and_then_goes_on(stack: Stack) {
+    let app = spawn_app_with(stack, &fast(&[("--trash-retention", "1s")])).await;
+    let user = app.new_user().await;
+    // Metrics are the test process's: other tests count too.
+    let restarts = r#"stowage_actor_restarts_total{actor="janitor"}"#;
+    let before = app.metric(restarts).await;
+    let file = app
+        .upload_file(&user, "kept.bin", &random_bytes(1000))
+        .await;
+    let id = file["id"].as_str().unwrap().to_owned();
+
+    use sea_orm::ConnectionTrait;
+    let db = crate::outbox::database(&app).await;
+    for (from, to) in [
+        ("files", "files_gone"),
+        ("upload_sessions", "upload_sessions_gone"),
+    ] {
+        db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
+            .await
+            .unwrap();
+    }
+    eventually("the janitor restarts", 30, async || {
+        app.metric(restarts).await >= before + 1.0
+    })
+    .await;
+    for (from, to) in [
+        ("files_gone", "files"),
+        ("upload_sessions_gone", "upload_sessions"),
+    ] {
+        db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
+            .await
+            .unwrap();
+    }
+
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v1/files/{id}")))
+        .bearer_auth(&user.access_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    eventually("the restarted janitor purges the trash", 30, async || {
+        let page: Value = app
+            .get_authed("/api/v1/files?view=trash", &user.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        page["items"].as_array().unwrap().is_empty()
+    })
     .await;
 }

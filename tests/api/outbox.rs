@@ -117,7 +117,7 @@ async fn the_relay_restarts_when_its_table_goes_and_loses_no_event(stack: Stack)
 }
 
 /// The test app's own database.
-async fn database(app: &TestApp) -> sea_orm::DatabaseConnection {
+pub(crate) async fn database(app: &TestApp) -> sea_orm::DatabaseConnection {
     let url = match &app.database_url {
         Some(url) => url.clone(),
         None => format!("sqlite://{}", app.data_dir.join("stowage.db").display()),

@@ -1,4 +1,10 @@
 //! The janitor's supervised actor: a timer with jitter, one sweep at a time.
+//! It owns the sweeps' pace and where the orphan sweep stands. When every
+//! sweep of a round fails, its dependencies are gone (the database, the
+//! store): it stops itself after a back-off; its supervisor restarts it
+//! (counted in `stowage_actor_restarts_total{actor="janitor"}`) with the
+//! orphan sweep starting over, and claims, back-offs and deadlines are all
+//! in the database, so the work goes on where it stood.
 
 use std::time::Duration;
 
@@ -20,11 +26,17 @@ pub struct Shutdown;
 pub struct JanitorActor {
     janitor: Janitor,
     interval: Duration,
+    /// Rounds in a row in which every sweep failed.
+    failures: u32,
 }
 
 impl JanitorActor {
     pub fn new(janitor: Janitor, interval: Duration) -> Self {
-        Self { janitor, interval }
+        Self {
+            janitor,
+            interval,
+            failures: 0,
+        }
     }
 
     /// The interval ±10 %, so instances started together drift apart.
@@ -46,6 +58,9 @@ impl Actor for JanitorActor {
 impl Supervised for JanitorActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "janitor").increment(1);
+        if let Ok(mut cursor) = self.janitor.orphan_cursor.try_lock() {
+            *cursor = None;
+        }
     }
 }
 
@@ -57,18 +72,24 @@ impl Handler<Tick> for JanitorActor {
         // `wait`: no tick is handled while a sweep runs.
         async move { janitor.sweep().await }
             .into_actor(self)
-            .map(|result, act, ctx| {
-                if let Err(e) = result {
-                    tracing::error!(error = ?e, "janitor sweep failed");
-                }
-                if !act
+            .map(|(failed, ran), act, ctx| {
+                if act
                     .janitor
                     .stopping
                     .load(std::sync::atomic::Ordering::Relaxed)
                 {
-                    let delay = act.next_delay();
-                    ctx.notify_later(Tick, delay);
+                    return;
                 }
+                if ran > 0 && failed == ran {
+                    let delay = crate::time::backoff(act.failures);
+                    act.failures += 1;
+                    tracing::error!(retry_in = ?delay, "every janitor sweep failed; restarting");
+                    ctx.run_later(delay, |_, ctx| ctx.stop());
+                    return;
+                }
+                act.failures = 0;
+                let delay = act.next_delay();
+                ctx.notify_later(Tick, delay);
             })
             .wait(ctx);
     }

@@ -87,7 +87,10 @@ impl Janitor {
     }
 
     /// All sweeps, once (fewer if shutdown begins).
-    pub async fn sweep(&self) -> anyhow::Result<()> {
+    /// Runs each sweep once; a failed one is logged and counted, and the
+    /// rest go on. Returns how many failed of how many ran.
+    pub async fn sweep(&self) -> (usize, usize) {
+        let (mut failed, mut ran) = (0, 0);
         for name in [
             "expire",
             "purge",
@@ -108,12 +111,14 @@ impl Janitor {
                 _ => self.report_active_uploads().await,
             };
             metrics::counter!(JANITOR_SWEEPS_TOTAL, "sweep" => name).increment(1);
+            ran += 1;
             if let Err(e) = result {
                 tracing::error!(sweep = name, error = ?e, "janitor sweep failed; it runs again next time");
                 count(name, "error", 1);
+                failed += 1;
             }
         }
-        Ok(())
+        (failed, ran)
     }
 
     /// Claims rows: locked for this transaction, skipped by the others.
