@@ -118,7 +118,7 @@ pub fn describe() {
     metrics::gauge!(OUTBOX_BACKLOG).set(0.0);
     // Closed label sets start at zero, so dashboards and alerts see every
     // series before the first event happens.
-    for actor in ["ingest", "janitor", "sharing", "outbox"] {
+    for actor in ["ingest", "janitor", "outbox", "upload_session"] {
         metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(0);
     }
     for (sweep, result) in [

@@ -273,6 +273,8 @@ async fn a_chunked_upload_becomes_an_available_file(stack: Stack) {
     assert!(app.metric("stowage_upload_bytes_total{kind=\"tus\"}").await >= bytes.len() as f64);
     // HEAD on the finished upload still answers, offset = length.
     assert_eq!(offset_of(&app, &user, &url).await, bytes.len() as u64);
+    // The last tail went with the upload.
+    assert_staged_nothing(&app, upload_id(&url)).await;
 }
 
 async fn offsets_types_and_lengths_are_checked(stack: Stack) {

@@ -6,7 +6,10 @@
 use crate::helpers::{Stack, TestApp, random_bytes, sha256_hex, spawn_app};
 use crate::tus::{create, patch};
 
-crate::on_both_stacks!(each_request_makes_a_part_where_it_can);
+crate::on_both_stacks!(
+    each_request_makes_a_part_where_it_can,
+    a_parked_sink_whose_files_changed_restarts_its_actor,
+);
 
 const MIB: usize = 1 << 20;
 
@@ -84,4 +87,68 @@ async fn each_request_makes_a_part_where_it_can(stack: Stack) {
         let etag = object.e_tag.clone().unwrap_or_default();
         assert!(etag.trim_matches('"').ends_with("-5"), "{etag}");
     }
+}
+
+/// The upload-session actor keeps the upload's sink between requests. When
+/// the files under a parked sink change (a staging file grows, a spool goes),
+/// the actor stops itself, its supervisor restarts it (counted), and the
+/// request goes on from the durable state: nothing acknowledged is lost.
+async fn a_parked_sink_whose_files_changed_restarts_its_actor(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    // Metrics are the test process's: other tests count too.
+    let restarts = "stowage_actor_restarts_total{actor=\"upload_session\"}";
+    let before = app.metric(restarts).await;
+    let bytes = random_bytes(9 * MIB + 7);
+    let url = create(&app, &user, bytes.len() as u64, "restart.bin").await;
+    let upload = url.rsplit('/').next().unwrap().to_owned();
+    let mut offset = 0usize;
+    for len in [3 * MIB, 3 * MIB] {
+        let res = patch(
+            &app,
+            &user,
+            &url,
+            offset as u64,
+            bytes[offset..offset + len].to_vec(),
+            &[],
+        )
+        .await;
+        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        offset += len;
+    }
+    // The fault: the parked sink's file changes underneath it.
+    match stack {
+        Stack::Embedded => {
+            use std::io::Write;
+            let staged = app.data_dir.join("blobs/staging").join(&upload);
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(staged)
+                .unwrap();
+            f.write_all(b"not acknowledged").unwrap();
+        }
+        Stack::Services => {
+            let spool = app.data_dir.join("spool");
+            let mut removed = 0;
+            for entry in std::fs::read_dir(spool).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+                removed += 1;
+            }
+            assert_eq!(removed, 1, "one upload, one spool");
+        }
+    }
+    let rest = bytes[offset..].to_vec();
+    let res = patch(&app, &user, &url, offset as u64, rest, &[]).await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    assert!(app.metric(restarts).await >= before + 1.0);
+    let s: serde_json::Value = app
+        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file_id = s["file_id"].as_str().unwrap().to_owned();
+    let file = app.wait_available(&user.access_token, &file_id, 10).await;
+    assert_eq!(file["sha256"], sha256_hex(&bytes));
+    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
 }

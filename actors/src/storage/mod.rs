@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 
 pub use local::{GrantError, LocalStore, PutError, private_dir};
 pub use s3::{S3Config, S3Store, upload_prefix};
-pub use sink::{Chunk, Durable, Resume, UploadSink};
+pub use sink::{Chunk, Durable, Resume, Stand, UploadSink};
 
 use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};
 

@@ -61,6 +61,16 @@ pub struct Durable {
     pub s3_upload: Option<String>,
 }
 
+/// Where a sink stands once its last [`Durable`] was acknowledged: what the
+/// upload's row must say for the sink to go on with the next request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stand {
+    pub offset: u64,
+    pub tail_size: u64,
+    pub parts: u32,
+    pub s3_upload: Option<String>,
+}
+
 /// A resumable upload's sink, for the store in use.
 pub enum UploadSink {
     Local(LocalSink),
@@ -128,6 +138,23 @@ impl UploadSink {
         match self {
             UploadSink::Local(s) => s.finish().await,
             UploadSink::S3(s) => (*s).finish(prior_parts).await,
+        }
+    }
+
+    /// Where the sink stands (see [`Stand`]).
+    pub fn stand(&self) -> Stand {
+        match self {
+            UploadSink::Local(s) => s.stand(),
+            UploadSink::S3(s) => s.stand(),
+        }
+    }
+
+    /// Whether the files the sink holds open still match `stand` (nobody
+    /// changed them underneath it). A cheap `stat`.
+    pub fn intact(&self, stand: &Stand) -> bool {
+        match self {
+            UploadSink::Local(s) => s.intact(stand),
+            UploadSink::S3(s) => s.intact(),
         }
     }
 

@@ -35,7 +35,7 @@ pub use headers::{Checksum, Metadata};
 use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
 use crate::files::{FileError, insert_file, pending_file};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Stand, Storage, StorageError};
 use crate::time::now;
 use crate::uploads::PartPlan;
 
@@ -305,7 +305,7 @@ impl Tus {
         E: std::fmt::Display,
     {
         let inner = &self.inner;
-        let hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
+        let mut hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
         let (mut session, file) = match self.session(owner, id).await {
             Ok(found) => found,
             Err(e) => {
@@ -364,13 +364,23 @@ impl Tus {
         {
             self.declare_length(&mut session, l).await?;
         }
-        let checksum = req.checksum.as_ref().map(Checksum::hasher);
-        let expect = req.content_length.map(|n| req.offset + n);
-        let result = self
-            .write(&session, &file, checksum, limit, expect, body)
-            .await;
+        let incoming = write::Incoming {
+            checksum: req.checksum.as_ref().map(Checksum::hasher),
+            limit,
+            expect: req.content_length.map(|n| req.offset + n),
+            // The sink the last request left here, unless the upload moved
+            // on elsewhere since.
+            parked: hold
+                .take_parked()
+                .filter(|p| p.stand == stand_of(&session))
+                .map(|p| p.sink),
+        };
+        let result = self.write(&session, &file, incoming, body).await;
         self.drop_lease(id).await;
-        let session = result?;
+        let (session, sink) = result?;
+        if let Some(sink) = sink {
+            hold.park(sink);
+        }
         Ok(TusUpload::of(&session))
     }
 
@@ -381,7 +391,9 @@ impl Tus {
         if session.state == UploadState::Completed {
             return Err(TusError::Completed(id));
         }
-        let _hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
+        let mut hold = inner.sessions.hold(id).await.ok_or(TusError::Locked(id))?;
+        // Its files are about to go.
+        drop(hold.take_parked());
         self.take_lease(&session).await?;
         release_store(&inner.storage, &session, &file.object_key).await?;
         crate::metrics::upload_failed("tus", "aborted");
@@ -502,6 +514,16 @@ impl Tus {
         txn.commit().await?;
         session.size = Some(length as i64);
         Ok(())
+    }
+}
+
+/// Where the upload's row says its sink stands.
+fn stand_of(session: &upload_sessions::Model) -> Stand {
+    Stand {
+        offset: session.offset as u64,
+        tail_size: session.tail_size as u64,
+        parts: session.parts_received as u32,
+        s3_upload: session.s3_upload_id.clone(),
     }
 }
 

@@ -1,17 +1,37 @@
 //! The upload-session actor: one per upload that is being worked on,
-//! registered by upload id. It serialises the upload's requests: while one
-//! PATCH holds the session, another is refused with 423 (tus clients retry
-//! it), so the bytes of two requests never interleave. When nothing has
-//! happened for a while it stops and leaves the registry; the upload's
-//! durable state is in the database, so the next request simply starts a
-//! new one (on this instance or any other).
+//! registered by upload id. It owns the upload while it is active here:
+//!
+//! - who may write: one request at a time (another is refused with 423,
+//!   which tus clients retry), so the bytes of two requests never
+//!   interleave;
+//! - the upload's sink between requests (its open staging file or spool,
+//!   the SHA-256 state, the S3 multipart upload and what it has stored),
+//!   so the next request goes on where the last one ended without opening
+//!   anything again or fetching a tail back from S3.
+//!
+//! Its supervisor restarts it on a fault: a parked sink whose files no
+//! longer match what it stands for (a spool or staging file changed
+//! underneath it) makes the actor stop itself; the restart drops the sink,
+//! counts `stowage_actor_restarts_total{actor="upload_session"}`, and the
+//! request goes on from the durable state in the database and the store.
+//! A request that finds another instance moved the upload drops the parked
+//! sink too (that is no fault: several instances share uploads).
+//!
+//! When nothing has happened for a while it leaves the registry and stops
+//! for good; the next request starts a new one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle};
+use actix::{
+    Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised,
+    Supervisor,
+};
 use uuid::Uuid;
+
+use crate::metrics::ACTOR_RESTARTS_TOTAL;
+use crate::storage::{Stand, UploadSink};
 
 /// How long an idle session actor lives.
 const IDLE: Duration = Duration::from_secs(60);
@@ -34,19 +54,27 @@ impl Sessions {
                 let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
                 live.entry(id)
                     .or_insert_with(|| {
-                        UploadSession {
+                        let registry = Arc::downgrade(&self.live);
+                        Supervisor::start(move |_| UploadSession {
                             id,
                             busy: false,
                             idle: None,
-                            registry: Arc::downgrade(&self.live),
-                        }
-                        .start()
+                            parked: None,
+                            retiring: false,
+                            registry,
+                        })
                     })
                     .clone()
             };
             match addr.send(Acquire).await {
-                Ok(true) => return Some(Hold { addr }),
-                Ok(false) => return None,
+                Ok(Some(parked)) => {
+                    return Some(Hold {
+                        addr,
+                        parked,
+                        park: None,
+                    });
+                }
+                Ok(None) => return None,
                 Err(_) => {
                     let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
                     if live.get(&id) == Some(&addr) {
@@ -59,21 +87,42 @@ impl Sessions {
     }
 }
 
-/// One request's hold on an upload; released when dropped.
+/// A sink at rest between requests, and where it stands.
+pub(crate) struct Parked {
+    pub sink: UploadSink,
+    pub stand: Stand,
+}
+
+/// One request's hold on an upload; released when dropped, handing the
+/// sink back to the actor if the request parked one.
 pub(crate) struct Hold {
     addr: Addr<UploadSession>,
+    parked: Option<Parked>,
+    park: Option<Parked>,
 }
 
 impl Hold {
+    /// The sink the last request left, if any (once).
+    pub fn take_parked(&mut self) -> Option<Parked> {
+        self.parked.take()
+    }
+
+    /// Leaves `sink` with the actor for the next request.
+    pub fn park(&mut self, sink: UploadSink) {
+        let stand = sink.stand();
+        self.park = Some(Parked { sink, stand });
+    }
+
     /// Releases the upload and stops its actor now (there was no upload).
-    pub fn forget(self) {
-        self.addr.do_send(Stop);
+    pub fn forget(mut self) {
+        self.park = None;
+        self.addr.do_send(Retire);
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.addr.do_send(Release);
+        self.addr.do_send(Release(self.park.take()));
     }
 }
 
@@ -81,6 +130,9 @@ pub struct UploadSession {
     id: Uuid,
     busy: bool,
     idle: Option<SpawnHandle>,
+    parked: Option<Parked>,
+    /// Stopping for good (idle, or no upload): not a fault.
+    retiring: bool,
     registry: Weak<Registry>,
 }
 
@@ -91,9 +143,23 @@ impl UploadSession {
         }
         self.idle = Some(ctx.run_later(IDLE, |session, ctx| {
             if !session.busy {
-                ctx.stop();
+                session.retire(ctx);
             }
         }));
+    }
+
+    /// Leaves the registry and stops (the supervisor ends it once no
+    /// request holds its address).
+    fn retire(&mut self, ctx: &mut Context<Self>) {
+        self.retiring = true;
+        self.parked = None;
+        if let Some(registry) = self.registry.upgrade() {
+            let mut live = registry.lock().unwrap_or_else(|e| e.into_inner());
+            if live.get(&self.id) == Some(&ctx.address()) {
+                live.remove(&self.id);
+            }
+        }
+        ctx.stop();
     }
 }
 
@@ -104,39 +170,56 @@ impl Actor for UploadSession {
         self.arm_idle_timer(ctx);
     }
 
-    fn stopped(&mut self, ctx: &mut Context<Self>) {
-        if let Some(registry) = self.registry.upgrade() {
-            let mut live = registry.lock().unwrap_or_else(|e| e.into_inner());
-            if live.get(&self.id) == Some(&ctx.address()) {
-                live.remove(&self.id);
-            }
-        }
+    fn stopped(&mut self, _: &mut Context<Self>) {
         tracing::debug!(upload_id = %self.id, "upload session actor stopped");
     }
 }
 
+impl Supervised for UploadSession {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        if std::mem::take(&mut self.retiring) {
+            // A request reached it as it retired: it serves that one.
+            return;
+        }
+        self.parked = None;
+        tracing::warn!(upload_id = %self.id, "upload session actor restarted");
+        metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => "upload_session").increment(1);
+    }
+}
+
+/// Take the upload: `None` while another request holds it; else the
+/// parked sink, if there is one and it is intact.
 struct Acquire;
 
 impl Message for Acquire {
-    type Result = bool;
+    type Result = Option<Option<Parked>>;
 }
 
 impl Handler<Acquire> for UploadSession {
-    type Result = bool;
+    type Result = Option<Option<Parked>>;
 
-    fn handle(&mut self, _: Acquire, ctx: &mut Context<Self>) -> bool {
+    fn handle(&mut self, _: Acquire, ctx: &mut Context<Self>) -> Self::Result {
         if self.busy {
-            return false;
+            return None;
         }
         self.busy = true;
         if let Some(handle) = self.idle.take() {
             ctx.cancel_future(handle);
         }
-        true
+        match self.parked.take() {
+            Some(p) if !p.sink.intact(&p.stand) => {
+                // Its files changed underneath it: a fault. The restart
+                // drops the sink; this request goes on from durable state.
+                tracing::warn!(upload_id = %self.id, "a parked upload sink no longer matches its files");
+                ctx.stop();
+                Some(None)
+            }
+            parked => Some(parked),
+        }
     }
 }
 
-struct Release;
+struct Release(Option<Parked>);
 
 impl Message for Release {
     type Result = ();
@@ -145,23 +228,25 @@ impl Message for Release {
 impl Handler<Release> for UploadSession {
     type Result = ();
 
-    fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Release(parked): Release, ctx: &mut Context<Self>) {
         self.busy = false;
+        self.parked = parked;
         self.arm_idle_timer(ctx);
     }
 }
 
-struct Stop;
+struct Retire;
 
-impl Message for Stop {
+impl Message for Retire {
     type Result = ();
 }
 
-impl Handler<Stop> for UploadSession {
+impl Handler<Retire> for UploadSession {
     type Result = ();
 
-    fn handle(&mut self, _: Stop, ctx: &mut Context<Self>) {
-        ctx.stop();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.busy = false;
+        self.retire(ctx);
     }
 }
 

@@ -33,6 +33,18 @@ const WRITE_SIZE: usize = 1024 * 1024;
 const CHECKPOINT_BYTES: u64 = 32 << 20;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
 
+/// What a request brings besides its body.
+pub(super) struct Incoming {
+    /// The `Upload-Checksum` to check the body against.
+    pub checksum: Option<BodyHasher>,
+    /// The most bytes the upload may hold.
+    pub limit: u64,
+    /// Where the body ends (from its Content-Length).
+    pub expect: Option<u64>,
+    /// The sink the last request left with the session actor.
+    pub parked: Option<UploadSink>,
+}
+
 /// What this request has acknowledged.
 struct Progress {
     /// The acknowledged offset (in the database).
@@ -77,27 +89,36 @@ impl Tus {
         }
     }
 
-    /// Streams the body into the store; acknowledges what arrived.
+    /// Streams the body into the store; acknowledges what arrived. Returns
+    /// the sink to park, unless the upload is complete.
     pub(super) async fn write<S, E>(
         &self,
         session: &upload_sessions::Model,
         file: &files::Model,
-        checksum: Option<BodyHasher>,
-        limit: u64,
-        expect: Option<u64>,
+        incoming: Incoming,
         mut body: S,
-    ) -> Result<upload_sessions::Model, TusError>
+    ) -> Result<(upload_sessions::Model, Option<UploadSink>), TusError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let Incoming {
+            checksum,
+            limit,
+            expect,
+            parked,
+        } = incoming;
         let start = session.offset as u64;
         let checked = checksum.is_some();
-        let mut sink = self
-            .inner
-            .storage
-            .open_sink(&self.resume(session, file))
-            .await?;
+        let mut sink = match parked {
+            Some(sink) => sink,
+            None => {
+                self.inner
+                    .storage
+                    .open_sink(&self.resume(session, file))
+                    .await?
+            }
+        };
         sink.expect(expect);
         let mut slot = Slot::Ready(Box::new(sink), checksum);
         let mut progress = Progress {
@@ -166,7 +187,8 @@ impl Tus {
         }
         let end = start + absorbed;
         if session.size == Some(end as i64) && !broke_off {
-            return self.finish(session, file, sink, progress).await;
+            let done = self.finish(session, file, sink, progress).await?;
+            return Ok((done, None));
         }
         let durable = self.leased(session, sink.checkpoint()).await?;
         let session = self.commit(session, &mut progress, &durable).await?;
@@ -174,7 +196,7 @@ impl Tus {
         if broke_off {
             return Err(TusError::Interrupted(end - start));
         }
-        Ok(session)
+        Ok((session, Some(sink)))
     }
 
     /// After a piece is in: record a multipart upload the sink started, and

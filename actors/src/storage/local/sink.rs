@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::LocalStore;
-use crate::storage::sink::{Chunk, Durable, Resume, blocking, resumable, write_all_vectored};
+use crate::storage::sink::{
+    Chunk, Durable, Resume, Stand, blocking, resumable, write_all_vectored,
+};
 use crate::storage::{ObjectMeta, StorageError};
 
 pub struct LocalSink {
@@ -178,6 +180,22 @@ impl LocalSink {
 
     pub fn acknowledged(&mut self, durable: &Durable) {
         self.acknowledged = durable.offset;
+    }
+
+    pub fn stand(&self) -> Stand {
+        Stand {
+            offset: self.acknowledged,
+            tail_size: 0,
+            parts: 0,
+            s3_upload: None,
+        }
+    }
+
+    /// The staging file is still there, holding exactly the bytes taken.
+    pub fn intact(&self, stand: &Stand) -> bool {
+        let path = self.store.staging_path(self.upload);
+        self.written == stand.offset
+            && std::fs::metadata(path).is_ok_and(|m| m.len() == self.written)
     }
 
     /// Closed, not synced: like every acknowledged offset, the file

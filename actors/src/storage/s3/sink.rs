@@ -24,7 +24,9 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::S3Store;
-use crate::storage::sink::{Chunk, Durable, Resume, blocking, resumable, write_all_vectored};
+use crate::storage::sink::{
+    Chunk, Durable, Resume, Stand, blocking, resumable, write_all_vectored,
+};
 use crate::storage::{StorageError, StoredPart, guarded};
 use crate::uploads::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE};
 
@@ -494,6 +496,23 @@ impl S3Sink {
         }
     }
 
+    pub fn stand(&self) -> Stand {
+        Stand {
+            offset: self.acknowledged,
+            tail_size: self.acknowledged - self.stored,
+            parts: self.parts,
+            s3_upload: self.s3_upload.clone(),
+        }
+    }
+
+    /// The spool is still there, holding exactly the bytes after the
+    /// stored parts.
+    pub fn intact(&self) -> bool {
+        self.sealed.is_none()
+            && self.streaming.is_none()
+            && std::fs::metadata(&self.spool.path).is_ok_and(|m| m.len() == self.spool.len)
+    }
+
     /// Whether a part was stored or is on its way (then finishing joins
     /// parts; otherwise the spool is the whole object).
     pub fn has_parts(&self) -> bool {
@@ -535,7 +554,7 @@ impl S3Sink {
             // Completed: nothing for the drop to abort.
             self.started = None;
         }
-        if self.opened_at > 0 {
+        if self.opened_at > 0 || self.recorded_tail.is_some() {
             // Whatever tail objects an earlier request left.
             store.delete_prefix(&upload_prefix(self.upload)).await;
         }
