@@ -12,7 +12,8 @@
 
 mod actor;
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
@@ -89,6 +90,9 @@ pub struct Relay {
     bus: EventBus,
     /// This instance, as the lease names it.
     holder: Uuid,
+    /// Until when this instance surely holds the lease (it renews it once
+    /// less than half is left, not on every pass).
+    held_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Relay {
@@ -97,7 +101,12 @@ impl Relay {
             db,
             bus,
             holder: Uuid::now_v7(),
+            held_until: Arc::default(),
         }
+    }
+
+    fn held_until(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.held_until.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn bus(&self) -> &EventBus {
@@ -146,6 +155,11 @@ impl Relay {
 
     /// Whether this instance holds the lease (taking it if it lapsed).
     async fn lead(&self) -> Result<bool, DbErr> {
+        let started = Instant::now();
+        if self.held_until().is_some_and(|t| t > started + LEASE / 2) {
+            return Ok(true);
+        }
+        *self.held_until() = None;
         let at = now();
         let until: DateTime<Utc> = at + LEASE;
         let taken = outbox_relay::Entity::update_many()
@@ -160,11 +174,16 @@ impl Relay {
             )
             .exec(&self.db)
             .await?;
-        Ok(taken.rows_affected == 1)
+        let leads = taken.rows_affected == 1;
+        if leads {
+            *self.held_until() = Some(started + LEASE);
+        }
+        Ok(leads)
     }
 
     /// Lets the lease go (on shutdown), so another instance takes over at once.
     pub async fn resign(&self) -> Result<(), DbErr> {
+        *self.held_until() = None;
         outbox_relay::Entity::update_many()
             .col_expr(
                 outbox_relay::Column::Holder,

@@ -359,16 +359,19 @@ impl Tus {
         } else {
             Vec::new()
         };
+        let had_parts = session.parts_received > 0 || !prior.is_empty();
         let digest = self.leased(session, sink.finish(prior)).await?;
         let at = now();
         let txn = inner.db.begin().await?;
         let changed = mark_available_in(&txn, &[(file.id, Some(digest))], false)
             .await
             .map_err(TusError::File)?;
-        upload_parts::Entity::delete_many()
-            .filter(upload_parts::Column::SessionId.eq(session.id))
-            .exec(&txn)
-            .await?;
+        if had_parts {
+            upload_parts::Entity::delete_many()
+                .filter(upload_parts::Column::SessionId.eq(session.id))
+                .exec(&txn)
+                .await?;
+        }
         let done = upload_sessions::Entity::update_many()
             .col_expr(
                 upload_sessions::Column::State,
