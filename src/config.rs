@@ -243,10 +243,8 @@ impl Settings {
                 "set both STOWAGE_S3_ENDPOINT and STOWAGE_S3_BUCKET to use S3, or neither to keep objects locally"
             ),
             (Some(endpoint), Some(_)) => {
-                if !endpoint.starts_with("http://") && !endpoint.starts_with("https://") {
-                    bail!(
-                        "STOWAGE_S3_ENDPOINT must start with http:// or https:// (got {endpoint:?})"
-                    );
+                if let Err(e) = http_url(endpoint) {
+                    bail!("STOWAGE_S3_ENDPOINT {e} (got {endpoint:?})");
                 }
                 if self.aws_access_key_id.is_none() || self.aws_secret_access_key.is_none() {
                     bail!("S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
@@ -336,19 +334,24 @@ fn parse_secret(s: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(s.to_owned()))
 }
 
+/// An `http(s)` URL with a host, parsed by the `url` crate.
+fn http_url(s: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(s.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("must start with http:// or https:// and name a host".into());
+    }
+    Ok(url)
+}
+
 fn parse_public_url(s: &str) -> Result<String, String> {
-    let trimmed = s.trim_end_matches('/');
-    let rest = trimmed
-        .strip_prefix("http://")
-        .or_else(|| trimmed.strip_prefix("https://"))
-        .ok_or("must start with http:// or https://")?;
-    if rest.is_empty() || rest.contains(['?', '#', ' ']) {
+    let url = http_url(s)?;
+    if url.query().is_some() || url.fragment().is_some() {
         return Err(
             "must be a base URL such as https://files.example.com, without query or fragment"
                 .into(),
         );
     }
-    Ok(trimmed.to_owned())
+    Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
 /// A CIDR (`10.0.0.0/8`, `fd00::/8`) or a single address (a /32 or /128).
@@ -365,16 +368,14 @@ fn parse_origin(s: &str) -> Result<String, String> {
     if s == "*" {
         return Ok(s.to_owned());
     }
-    let rest = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-        .ok_or_else(|| format!("origin `{s}` must start with http:// or https://"))?;
-    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+    let url = http_url(s).map_err(|e| format!("origin `{s}` {e}"))?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
         return Err(format!(
             "origin `{s}` must be scheme://host[:port], without a path"
         ));
     }
-    Ok(s.to_owned())
+    // As browsers send it: no trailing slash, the default port left out.
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Parses `500ms`, `30s`, `15m`, `24h`, `7d`.
@@ -394,36 +395,20 @@ pub struct ByteSize(pub u64);
 impl FromStr for ByteSize {
     type Err = String;
 
+    /// Parsed by the `bytesize` crate (binary and decimal units).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (digits, unit) = s.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{s}` is not a size such as 512KiB, 64MiB, 5TiB or 1048576"))?;
-        let factor: u64 = match unit.trim() {
-            "" | "B" => 1,
-            "KiB" => 1 << 10,
-            "MiB" => 1 << 20,
-            "GiB" => 1 << 30,
-            "TiB" => 1 << 40,
-            "KB" | "kB" => 1_000,
-            "MB" => 1_000_000,
-            "GB" => 1_000_000_000,
-            "TB" => 1_000_000_000_000,
-            other => {
-                return Err(format!(
-                    "unknown size unit `{other}`; use B, KiB, MiB, GiB or TiB"
-                ));
-            }
-        };
-        let bytes = n
-            .checked_mul(factor)
-            .ok_or_else(|| format!("`{s}` is too large"))?;
-        if bytes == 0 {
-            return Err("must be larger than zero".into());
+        let bytes = s
+            .trim()
+            .parse::<bytesize::ByteSize>()
+            .map_err(|e| {
+                format!("`{s}` is not a size such as 512KiB, 64MiB, 5TiB or 1048576 ({e})")
+            })?
+            .as_u64();
+        match bytes {
+            0 => Err("must be larger than zero".into()),
+            u64::MAX => Err(format!("`{s}` is too large")),
+            n => Ok(Self(n)),
         }
-        Ok(Self(bytes))
     }
 }
 
@@ -527,6 +512,16 @@ mod tests {
         assert!(parse_public_url("ftp://x.io").is_err());
         assert!(parse_origin("https://app.example.com:8443").is_ok());
         assert!(parse_origin("https://app.example.com/path").is_err());
+        assert_eq!(
+            parse_origin("https://App.Example.com:443/").unwrap(),
+            "https://app.example.com"
+        );
+        assert!(parse_public_url("https://x .io").is_err());
+        assert!(parse_public_url("https://x.io/?a=1").is_err());
+        assert_eq!(
+            parse_public_url("https://x.io/files/").unwrap(),
+            "https://x.io/files"
+        );
         assert!(parse_origin("app.example.com").is_err());
     }
 

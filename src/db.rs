@@ -104,17 +104,13 @@ pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
 }
 
 /// The TCP port of a `postgres://` URL (5432 unless given); `None` for a
-/// Unix-socket URL.
+/// Unix-socket URL (no host, or a percent-encoded path as the host).
 fn tcp_port(url: &str) -> Option<u16> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host_port.starts_with('%') || host_port.is_empty() {
-        return None;
-    }
-    match host_port.rsplit_once(':') {
-        Some((_, port)) if !host_port.ends_with(']') => port.parse().ok(),
-        _ => Some(5432),
+    let url = url::Url::parse(url).ok()?;
+    match url.host_str() {
+        None | Some("") => None,
+        Some(host) if host.starts_with('%') => None,
+        Some(_) => Some(url.port().unwrap_or(5432)),
     }
 }
 
@@ -178,5 +174,8 @@ mod tests {
             tcp_port("postgres://u@%2Fvar%2Frun%2Fpostgresql/test"),
             None
         );
+        assert_eq!(tcp_port("postgres:///test?host=/run/postgresql"), None);
+        assert_eq!(tcp_port("postgres://[::1]:5433/test"), Some(5433));
+        assert_eq!(tcp_port("postgres://[::1]/test"), Some(5432));
     }
 }
