@@ -4,9 +4,11 @@
 //! is [`lifecycle`]'s.
 
 mod access;
+mod downloads;
 mod error;
 mod lifecycle;
 pub mod list;
+mod shortcut;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +35,7 @@ pub(crate) use lifecycle::{
 };
 pub use list::{Cursor, ListQuery, Sort, View};
 
-use crate::domain::{ContentType, Disposition, FileName, ObjectKey, Sha256Hex, ValidationError};
+use crate::domain::{ContentType, FileName, ObjectKey, Sha256Hex, ValidationError};
 use crate::events::{DomainEvent, EventBus};
 use crate::storage::{PresignedRequest, Storage};
 use crate::time::now;
@@ -315,41 +317,6 @@ impl Files {
         Ok(Page { items, next_cursor })
     }
 
-    /// A shortcut to a file the caller can see; one per file.
-    pub async fn add_shortcut(&self, caller: Uuid, file_id: Uuid) -> Result<FileView, FileError> {
-        let mut view = self.access(caller, file_id).await?;
-        view.require(Action::AddShortcut)?;
-        let shortcut = shortcuts::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            user_id: Set(caller),
-            file_id: Set(file_id),
-            created_at: Set(now()),
-        };
-        match shortcut.insert(&self.db).await {
-            Ok(s) => {
-                view.shortcut_id = Some(s.id);
-                Ok(view)
-            }
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                Err(FileError::ShortcutExists)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    /// Removes one of the caller's shortcuts.
-    pub async fn remove_shortcut(&self, caller: Uuid, shortcut_id: Uuid) -> Result<(), FileError> {
-        let removed = shortcuts::Entity::delete_many()
-            .filter(shortcuts::Column::Id.eq(shortcut_id))
-            .filter(shortcuts::Column::UserId.eq(caller))
-            .exec(&self.db)
-            .await?;
-        if removed.rows_affected == 0 {
-            return Err(FileError::ShortcutNotFound(shortcut_id));
-        }
-        Ok(())
-    }
-
     /// Applies a metadata change, guarded by the file's version.
     #[tracing::instrument(skip(self, patch), fields(file_id = %id))]
     pub async fn update(
@@ -564,56 +531,6 @@ impl Files {
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(FileView::new(restored, Role::Owner))
-    }
-
-    /// A short-lived signed URL that downloads the file.
-    pub async fn download_url(
-        &self,
-        caller: Uuid,
-        id: Uuid,
-        disposition: Disposition,
-    ) -> Result<(String, DateTime<Utc>), FileError> {
-        let view = self.access(caller, id).await?;
-        self.signed_download(&view.file, disposition).await
-    }
-
-    /// The signed URL behind a public link, while the file is public.
-    pub async fn public_download(
-        &self,
-        token: &str,
-        disposition: Disposition,
-    ) -> Result<String, FileError> {
-        let file = files::Entity::find()
-            .filter(files::Column::PublicToken.eq(token))
-            .filter(files::Column::Visibility.eq(Visibility::Public))
-            .filter(files::Column::DeletedAt.is_null())
-            .one(&self.db)
-            .await?
-            .filter(|f| f.status == FileStatus::Available && !has_expired(f))
-            .ok_or(FileError::NotFound(Uuid::nil()))?;
-        Ok(self.signed_download(&file, disposition).await?.0)
-    }
-
-    async fn signed_download(
-        &self,
-        file: &files::Model,
-        disposition: Disposition,
-    ) -> Result<(String, DateTime<Utc>), FileError> {
-        if file.status != FileStatus::Available {
-            return Err(FileError::Pending);
-        }
-        if has_expired(file) {
-            return Err(FileError::Expired);
-        }
-        Ok(self
-            .storage
-            .presign_get(
-                &file.object_key,
-                DOWNLOAD_URL_TTL,
-                &disposition.header_value(&file.name),
-                &file.content_type,
-            )
-            .await?)
     }
 
     /// Live, available files the user owns, and their bytes.
