@@ -1,4 +1,4 @@
-//! `/api/v1/files/{id}/shares…` (through the sharing actor) and `/api/v1/shortcuts…`.
+//! `/api/v1/files/{id}/shares…` and `/api/v1/shortcuts…`.
 
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
