@@ -93,7 +93,7 @@ struct Sealed {
     /// The saved hash state at its last byte.
     hash: String,
     task: JoinHandle<Result<String, StorageError>>,
-    _spool: Spool,
+    spool: Spool,
 }
 
 pub struct S3Sink {
@@ -374,10 +374,35 @@ impl S3Sink {
         Ok(())
     }
 
-    /// Waits for the sealed part, if any, and records it.
+    /// Waits for the sealed part, if any, and records it. A part that
+    /// failed while it followed its filling spool (a client pausing longer
+    /// than the store waits for a request's body, say) is sent once more
+    /// from the full spool.
     async fn land(&mut self) -> Result<(), StorageError> {
         if let Some(sealed) = self.sealed.take() {
-            let etag = sealed.task.await.map_err(StorageError::unavailable)??;
+            let streamed = sealed
+                .task
+                .await
+                .map_err(StorageError::unavailable)
+                .and_then(|r| r);
+            let etag = match streamed {
+                Ok(etag) => etag,
+                Err(e @ StorageError::CircuitOpen(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(part = sealed.part.part_number, error = %e, "a streamed part failed; sending it again from its spool");
+                    let upload = self.multipart().await?;
+                    self.store
+                        .upload_part_spool(
+                            &self.key,
+                            &upload,
+                            sealed.part.part_number,
+                            sealed.spool.path.to_path_buf(),
+                            sealed.part.size,
+                            None,
+                        )
+                        .await?
+                }
+            };
             self.stored_hash = sealed.hash;
             self.parts = sealed.part.part_number;
             self.stored += sealed.part.size;
@@ -417,7 +442,7 @@ impl S3Sink {
             },
             hash,
             task: streaming.task,
-            _spool: spool,
+            spool,
         });
         Ok(())
     }
