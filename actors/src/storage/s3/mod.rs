@@ -391,9 +391,13 @@ impl S3Store {
                 .get(url)
                 .send()
                 .await
-                .map_err(StorageError::unavailable)?;
+                // The URL carries a signature: keep it out of errors and logs.
+                .map_err(|e| StorageError::unavailable(e.without_url()))?;
             let status = res.status().as_u16();
-            let body = res.text().await.map_err(StorageError::unavailable)?;
+            let body = res
+                .text()
+                .await
+                .map_err(|e| StorageError::unavailable(e.without_url()))?;
             if status == 404 {
                 return Ok(None);
             }

@@ -99,7 +99,8 @@ impl S3Store {
                 .body(body)
                 .send()
                 .await
-                .map_err(StorageError::unavailable)?;
+                // The URL carries a signature: keep it out of errors and logs.
+                .map_err(|e| StorageError::unavailable(e.without_url()))?;
             let status = res.status().as_u16();
             let etag = res
                 .headers()
