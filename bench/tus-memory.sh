@@ -62,7 +62,14 @@ for part in (8 * mib, max(5 * mib, -(-declared // 10000 // mib) * mib)):
     took = time.monotonic() - started
     print(f"uploads={uploads} part={part} sent={uploads * send} seconds={took:.1f} MBps={uploads * send / took / 1e6:.0f}", flush=True)
 os.remove(path)
+# Leave nothing behind: the store keeps deleted space until its bucket goes.
+b = boto3.resource("s3", endpoint_url=endpoint, aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1").Bucket(bucket)
+b.objects.all().delete()
+for u in b.multipart_uploads.all():
+    u.abort()
+b.delete()
 PY
+    psql "$STOWAGE_TEST_DATABASE_URL" -qc "DROP DATABASE stowage_t_mem_$run"
   fi
   rm -rf "$work"
 done
