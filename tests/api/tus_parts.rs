@@ -152,3 +152,67 @@ async fn a_parked_sink_whose_files_changed_restarts_its_actor(stack: Stack) {
     assert_eq!(file["sha256"], sha256_hex(&bytes));
     assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
 }
+
+/// A part streamed while its PATCH arrives fails midway (the connection to
+/// S3 is cut): it is sent again from its spool, and the PATCH succeeds with
+/// every byte in place.
+#[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
+async fn a_streamed_part_cut_off_midway_is_sent_again_from_its_spool() {
+    Stack::Services.require();
+    let s3 = std::env::var("STOWAGE_TEST_S3_ENDPOINT").unwrap();
+    let (address, cut) = crate::circuit::relay(s3.trim_start_matches("http://").to_owned()).await;
+    let endpoint = format!("http://{address}");
+    let app =
+        crate::helpers::spawn_app_with(Stack::Services, &[("--s3-endpoint", &endpoint)]).await;
+    let user = app.new_user().await;
+    let bytes = random_bytes(16 * MIB);
+    let url = create(&app, &user, bytes.len() as u64, "cut.bin").await;
+    let upload = url.rsplit('/').next().unwrap().to_owned();
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let request = app
+        .client
+        .patch(&url)
+        .bearer_auth(&user.access_token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Offset", "0")
+        .header("Content-Type", "application/offset+octet-stream")
+        .header("Content-Length", bytes.len().to_string())
+        .body(body)
+        .send();
+    let feeding = async {
+        // The first 8 MiB part is planned at once and streams as it fills.
+        for chunk in bytes[..6 * MIB].chunks(MIB) {
+            tx.send(Ok(chunk.to_vec())).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        // Mid-part, every connection to S3 is cut, then S3 is back.
+        cut.send_replace(true);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        cut.send_replace(false);
+        for chunk in bytes[6 * MIB..].chunks(MIB) {
+            tx.send(Ok(chunk.to_vec())).await.unwrap();
+        }
+        drop(tx);
+    };
+    let (res, ()) = futures_util::future::join(request, feeding).await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    let s: serde_json::Value = app
+        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file_id = s["file_id"].as_str().unwrap().to_owned();
+    let file = app.wait_available(&user.access_token, &file_id, 10).await;
+    assert_eq!(file["sha256"], sha256_hex(&bytes));
+    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+}
