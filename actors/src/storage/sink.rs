@@ -86,11 +86,13 @@ impl UploadSink {
         }
     }
 
-    /// This request's body ends at `end` (from its Content-Length), so
-    /// that S3 can size the part it streams while the bytes arrive.
-    pub fn expect(&mut self, end: Option<u64>) {
+    /// This request's body ends at `end` (from its Content-Length), and the
+    /// upload's length is `length` (a deferred one may have become known
+    /// since the sink opened), so that S3 can size the part it streams
+    /// while the bytes arrive.
+    pub fn expect(&mut self, end: Option<u64>, length: Option<u64>) {
         if let UploadSink::S3(s) = self {
-            s.expect(end);
+            s.expect(end, length);
         }
     }
 

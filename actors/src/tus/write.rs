@@ -119,7 +119,7 @@ impl Tus {
                     .await?
             }
         };
-        sink.expect(expect);
+        sink.expect(expect, session.size.map(|l| l as u64));
         let mut slot = Slot::Ready(Box::new(sink), checksum);
         let mut progress = Progress {
             committed: start,

@@ -236,9 +236,13 @@ impl S3Sink {
         self.stored + self.sealed.as_ref().map_or(0, |s| s.part.size)
     }
 
-    /// This request's body ends at `end` (its Content-Length said so).
-    pub fn expect(&mut self, end: Option<u64>) {
+    /// This request's body ends at `end` (its Content-Length said so); the
+    /// upload's length, once known, bounds the parts.
+    pub fn expect(&mut self, end: Option<u64>, length: Option<u64>) {
         self.expect = end;
+        if let Some(length) = length {
+            self.limit = length;
+        }
     }
 
     /// Whether a part of `size` bytes as part `number` leaves a rest that
