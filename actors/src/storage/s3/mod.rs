@@ -13,6 +13,7 @@ use s3::{Bucket, BucketConfiguration, Region};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+mod schedule;
 mod sink;
 mod stream;
 

@@ -24,25 +24,12 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::S3Store;
+use super::schedule::{MAX_OBJECT, capacity_from, part_target};
 use crate::storage::sink::{
     Chunk, Durable, Resume, Stand, blocking, resumable, write_all_vectored,
 };
 use crate::storage::{StorageError, StoredPart, guarded};
 use crate::uploads::{MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE};
-
-/// The most an upload of unknown length may reach: S3's largest object.
-const MAX_OBJECT: u64 = 5 << 40;
-
-/// The part size the schedule asks of the part at `index` (0-based): 8 MiB,
-/// doubled every thousand parts (10,000 of them make 8 TiB).
-pub fn part_target(index: u32) -> u64 {
-    (8u64 << 20) << Ord::min(index / 1000, 9)
-}
-
-/// What the parts from `index` on can carry at the schedule's sizes.
-fn capacity_from(index: u32) -> u64 {
-    (index..MAX_PARTS as u32).map(part_target).sum()
-}
 
 /// Where an S3 tus upload keeps what it stores besides its parts (outside
 /// `users/`, which the orphan sweep owns).
@@ -591,20 +578,5 @@ impl S3Sink {
             StorageError::unavailable(anyhow::anyhow!("the spool failed earlier"))
         })?;
         Ok(hex::encode(sha256.finalize()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_schedule_reaches_five_tebibytes_in_ten_thousand_parts() {
-        assert_eq!(part_target(0), 8 << 20);
-        assert_eq!(part_target(999), 8 << 20);
-        assert_eq!(part_target(1000), 16 << 20);
-        assert!(part_target(9999) <= MAX_PART_SIZE);
-        assert!(capacity_from(0) >= MAX_OBJECT);
-        assert_eq!(capacity_from(MAX_PARTS as u32), 0);
     }
 }
