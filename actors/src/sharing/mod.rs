@@ -66,137 +66,133 @@ impl Sharing {
 
     pub async fn share(&self, msg: Share) -> Result<ShareOutcome, FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        {
-            let view = access(&db, msg.caller, msg.file_id).await?;
-            view.require(Action::ManageShares)?;
-            if view.file.status != FileStatus::Available {
-                return Err(FileError::Pending);
-            }
-            let user = users::Entity::find()
-                .filter(users::Column::EmailKey.eq(Email::key_of(&msg.email)))
-                .one(&db)
-                .await?
-                .ok_or_else(|| FileError::UserNotFound(msg.email.trim().to_owned()))?;
-            if user.id == view.file.owner_id {
-                return Err(FileError::ShareWithOwner);
-            }
-            let at = now();
-            let txn = db.begin().await?;
-            // Write first: SQLite's write lock is taken up front (a read
-            // that later writes fails at once when another write came in
-            // between), and concurrent shares of one file go one by one.
-            files::Entity::update_many()
-                .col_expr(
-                    files::Column::UpdatedAt,
-                    Expr::col(files::Column::UpdatedAt),
-                )
-                .filter(files::Column::Id.eq(msg.file_id))
-                .exec(&txn)
-                .await?;
-            let existing = shares::Entity::find_by_id((msg.file_id, user.id))
-                .one(&txn)
-                .await?;
-            let previous = existing.as_ref().map(|s| s.role);
-            let (share, created) = match existing {
-                None => {
-                    let share = shares::ActiveModel {
-                        file_id: Set(msg.file_id),
-                        user_id: Set(user.id),
-                        role: Set(msg.role),
-                        created_at: Set(at),
-                        updated_at: Set(at),
-                    }
-                    .insert(&txn)
-                    .await;
-                    match share {
-                        Ok(s) => (s, true),
-                        // Shared concurrently: the row that won (and its
-                        // event) stand; this transaction is over.
-                        Err(e)
-                            if matches!(
-                                e.sql_err(),
-                                Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-                            ) =>
-                        {
-                            drop(txn);
-                            let share = shares::Entity::find_by_id((msg.file_id, user.id))
-                                .one(&db)
-                                .await?
-                                .ok_or(FileError::Conflict)?;
-                            return Ok(ShareOutcome {
-                                share,
-                                user,
-                                created: false,
-                            });
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Some(s) if s.role == msg.role => (s, false),
-                Some(s) => {
-                    let mut active: shares::ActiveModel = s.into();
-                    active.role = Set(msg.role);
-                    active.updated_at = Set(at);
-                    (active.update(&txn).await?, false)
-                }
-            };
-            if previous != Some(share.role) {
-                let role = Role::from(share.role).as_str();
-                let event = DomainEvent::new(
-                    "file.shared",
-                    msg.file_id,
-                    view.file.owner_id,
-                    Some(msg.caller),
-                    json!({
-                        "user_id": user.id,
-                        "role": role,
-                        "previous_role": previous.map(|r| Role::from(r).as_str()),
-                    }),
-                );
-                crate::outbox::record(&txn, &[event]).await?;
-            }
-            txn.commit().await?;
-            bus.outbox_written();
-            Ok(ShareOutcome {
-                share,
-                user,
-                created,
-            })
+        let view = access(&db, msg.caller, msg.file_id).await?;
+        view.require(Action::ManageShares)?;
+        if view.file.status != FileStatus::Available {
+            return Err(FileError::Pending);
         }
+        let user = users::Entity::find()
+            .filter(users::Column::EmailKey.eq(Email::key_of(&msg.email)))
+            .one(&db)
+            .await?
+            .ok_or_else(|| FileError::UserNotFound(msg.email.trim().to_owned()))?;
+        if user.id == view.file.owner_id {
+            return Err(FileError::ShareWithOwner);
+        }
+        let at = now();
+        let txn = db.begin().await?;
+        // Write first: SQLite's write lock is taken up front (a read
+        // that later writes fails at once when another write came in
+        // between), and concurrent shares of one file go one by one.
+        files::Entity::update_many()
+            .col_expr(
+                files::Column::UpdatedAt,
+                Expr::col(files::Column::UpdatedAt),
+            )
+            .filter(files::Column::Id.eq(msg.file_id))
+            .exec(&txn)
+            .await?;
+        let existing = shares::Entity::find_by_id((msg.file_id, user.id))
+            .one(&txn)
+            .await?;
+        let previous = existing.as_ref().map(|s| s.role);
+        let (share, created) = match existing {
+            None => {
+                let share = shares::ActiveModel {
+                    file_id: Set(msg.file_id),
+                    user_id: Set(user.id),
+                    role: Set(msg.role),
+                    created_at: Set(at),
+                    updated_at: Set(at),
+                }
+                .insert(&txn)
+                .await;
+                match share {
+                    Ok(s) => (s, true),
+                    // Shared concurrently: the row that won (and its
+                    // event) stand; this transaction is over.
+                    Err(e)
+                        if matches!(
+                            e.sql_err(),
+                            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+                        ) =>
+                    {
+                        drop(txn);
+                        let share = shares::Entity::find_by_id((msg.file_id, user.id))
+                            .one(&db)
+                            .await?
+                            .ok_or(FileError::Conflict)?;
+                        return Ok(ShareOutcome {
+                            share,
+                            user,
+                            created: false,
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Some(s) if s.role == msg.role => (s, false),
+            Some(s) => {
+                let mut active: shares::ActiveModel = s.into();
+                active.role = Set(msg.role);
+                active.updated_at = Set(at);
+                (active.update(&txn).await?, false)
+            }
+        };
+        if previous != Some(share.role) {
+            let role = Role::from(share.role).as_str();
+            let event = DomainEvent::new(
+                "file.shared",
+                msg.file_id,
+                view.file.owner_id,
+                Some(msg.caller),
+                json!({
+                    "user_id": user.id,
+                    "role": role,
+                    "previous_role": previous.map(|r| Role::from(r).as_str()),
+                }),
+            );
+            crate::outbox::record(&txn, &[event]).await?;
+        }
+        txn.commit().await?;
+        bus.outbox_written();
+        Ok(ShareOutcome {
+            share,
+            user,
+            created,
+        })
     }
 
     pub async fn revoke(&self, msg: Revoke) -> Result<(), FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        {
-            let view = access(&db, msg.caller, msg.file_id).await?;
-            let leaving = msg.user_id == msg.caller && view.role != Role::Owner;
-            if !leaving {
-                view.require(Action::ManageShares)?;
-            }
-            let txn = db.begin().await?;
-            let removed = shares::Entity::delete_by_id((msg.file_id, msg.user_id))
-                .exec(&txn)
-                .await?;
-            if removed.rows_affected == 0 {
-                return Err(FileError::ShareNotFound(msg.user_id));
-            }
-            shortcuts::Entity::delete_many()
-                .filter(shortcuts::Column::FileId.eq(msg.file_id))
-                .filter(shortcuts::Column::UserId.eq(msg.user_id))
-                .exec(&txn)
-                .await?;
-            let event = DomainEvent::new(
-                "file.unshared",
-                msg.file_id,
-                view.file.owner_id,
-                Some(msg.caller),
-                json!({"user_id": msg.user_id}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
-            txn.commit().await?;
-            bus.outbox_written();
-            Ok(())
+        let view = access(&db, msg.caller, msg.file_id).await?;
+        let leaving = msg.user_id == msg.caller && view.role != Role::Owner;
+        if !leaving {
+            view.require(Action::ManageShares)?;
         }
+        let txn = db.begin().await?;
+        let removed = shares::Entity::delete_by_id((msg.file_id, msg.user_id))
+            .exec(&txn)
+            .await?;
+        if removed.rows_affected == 0 {
+            return Err(FileError::ShareNotFound(msg.user_id));
+        }
+        shortcuts::Entity::delete_many()
+            .filter(shortcuts::Column::FileId.eq(msg.file_id))
+            .filter(shortcuts::Column::UserId.eq(msg.user_id))
+            .exec(&txn)
+            .await?;
+        let event = DomainEvent::new(
+            "file.unshared",
+            msg.file_id,
+            view.file.owner_id,
+            Some(msg.caller),
+            json!({"user_id": msg.user_id}),
+        );
+        crate::outbox::record(&txn, &[event]).await?;
+        txn.commit().await?;
+        bus.outbox_written();
+        Ok(())
     }
 
     pub async fn list(
@@ -204,18 +200,16 @@ impl Sharing {
         msg: ListShares,
     ) -> Result<Vec<(shares::Model, users::Model)>, FileError> {
         let db = self.db.clone();
-        {
-            let view = access(&db, msg.caller, msg.file_id).await?;
-            view.require(Action::ManageShares)?;
-            let rows = shares::Entity::find()
-                .filter(shares::Column::FileId.eq(msg.file_id))
-                .find_also_related(users::Entity)
-                .all(&db)
-                .await?;
-            Ok(rows
-                .into_iter()
-                .filter_map(|(share, user)| Some((share, user?)))
-                .collect())
-        }
+        let view = access(&db, msg.caller, msg.file_id).await?;
+        view.require(Action::ManageShares)?;
+        let rows = shares::Entity::find()
+            .filter(shares::Column::FileId.eq(msg.file_id))
+            .find_also_related(users::Entity)
+            .all(&db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(share, user)| Some((share, user?)))
+            .collect())
     }
 }
