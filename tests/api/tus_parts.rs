@@ -3,7 +3,7 @@
 //! short of a part wait in a tail object until a later request makes them
 //! one. On the local store the same requests simply make the file.
 
-use crate::helpers::{Stack, TestApp, random_bytes, sha256_hex, spawn_app};
+use crate::helpers::{Stack, TestApp, User, random_bytes, sha256_hex, spawn_app};
 use crate::tus::{create, patch};
 
 crate::on_both_stacks!(
@@ -27,6 +27,26 @@ pub async fn tus_objects(app: &TestApp, upload: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// PATCHes `chunk` at `offset`; it must be acknowledged.
+async fn send(app: &TestApp, user: &User, url: &str, chunk: &[u8], offset: usize) {
+    let res = patch(app, user, url, offset as u64, chunk.to_vec(), &[]).await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+}
+
+/// The upload became an available file holding exactly `bytes`.
+async fn assert_stored(app: &TestApp, user: &User, upload: &str, bytes: &[u8]) {
+    let session: serde_json::Value = app
+        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let file_id = session["file_id"].as_str().unwrap().to_owned();
+    let file = app.wait_available(&user.access_token, &file_id, 10).await;
+    assert_eq!(file["sha256"], sha256_hex(bytes));
+    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+}
+
 async fn each_request_makes_a_part_where_it_can(stack: Stack) {
     let app = spawn_app(stack).await;
     let user = app.new_user().await;
@@ -44,16 +64,7 @@ async fn each_request_makes_a_part_where_it_can(stack: Stack) {
     ];
     let mut offset = 0usize;
     for (len, tail) in steps {
-        let res = patch(
-            &app,
-            &user,
-            &url,
-            offset as u64,
-            bytes[offset..offset + len].to_vec(),
-            &[],
-        )
-        .await;
-        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        send(&app, &user, &url, &bytes[offset..offset + len], offset).await;
         offset += len;
         if stack == Stack::Services && offset < bytes.len() {
             let kept = tus_objects(&app, &upload).await;
@@ -67,16 +78,7 @@ async fn each_request_makes_a_part_where_it_can(stack: Stack) {
             assert_eq!(kept, expected, "after {offset} bytes");
         }
     }
-    let s: serde_json::Value = app
-        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let file_id = s["file_id"].as_str().unwrap().to_owned();
-    let file = app.wait_available(&user.access_token, &file_id, 10).await;
-    assert_eq!(file["sha256"], sha256_hex(&bytes));
-    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+    assert_stored(&app, &user, &upload, &bytes).await;
     if stack == Stack::Services {
         assert!(tus_objects(&app, &upload).await.is_empty());
         // Five parts: 8 MiB, 6 MiB, 8 MiB, 8 MiB, 10 MiB + 5.
@@ -104,16 +106,7 @@ async fn a_parked_sink_whose_files_changed_restarts_its_actor(stack: Stack) {
     let upload = url.rsplit('/').next().unwrap().to_owned();
     let mut offset = 0usize;
     for len in [3 * MIB, 3 * MIB] {
-        let res = patch(
-            &app,
-            &user,
-            &url,
-            offset as u64,
-            bytes[offset..offset + len].to_vec(),
-            &[],
-        )
-        .await;
-        assert_eq!(res.status(), 204, "{:?}", res.text().await);
+        send(&app, &user, &url, &bytes[offset..offset + len], offset).await;
         offset += len;
     }
     // The fault: the parked sink's file changes underneath it.
@@ -141,16 +134,7 @@ async fn a_parked_sink_whose_files_changed_restarts_its_actor(stack: Stack) {
     let res = patch(&app, &user, &url, offset as u64, rest, &[]).await;
     assert_eq!(res.status(), 204, "{:?}", res.text().await);
     assert!(app.metric(restarts).await >= before + 1.0);
-    let s: serde_json::Value = app
-        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let file_id = s["file_id"].as_str().unwrap().to_owned();
-    let file = app.wait_available(&user.access_token, &file_id, 10).await;
-    assert_eq!(file["sha256"], sha256_hex(&bytes));
-    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+    assert_stored(&app, &user, &upload, &bytes).await;
 }
 
 /// A part streamed while its PATCH arrives fails midway (the connection to
@@ -205,14 +189,5 @@ async fn a_streamed_part_cut_off_midway_is_sent_again_from_its_spool() {
     let (res, ()) = futures_util::future::join(request, feeding).await;
     let res = res.unwrap();
     assert_eq!(res.status(), 204, "{:?}", res.text().await);
-    let s: serde_json::Value = app
-        .get_authed(&format!("/api/v1/uploads/{upload}"), &user.access_token)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let file_id = s["file_id"].as_str().unwrap().to_owned();
-    let file = app.wait_available(&user.access_token, &file_id, 10).await;
-    assert_eq!(file["sha256"], sha256_hex(&bytes));
-    assert_eq!(app.download(&user.access_token, &file_id).await, bytes);
+    assert_stored(&app, &user, &upload, &bytes).await;
 }
