@@ -45,12 +45,8 @@ async fn the_trash_is_purged_from_the_store_after_retention(stack: Stack) {
         .unwrap();
     let url = link["url"].as_str().unwrap().to_owned();
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/files/{id}")))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_authed(&format!("/api/v1/files/{id}"), &user.access_token)
+        .await;
     assert_eq!(res.status(), 204);
     let trash = async || {
         let page: Value = app
@@ -322,12 +318,8 @@ async fn a_file_the_store_will_not_let_go_does_not_hold_the_others_up() {
     std::fs::write(stuck.join("holds on"), b"x").unwrap();
     for id in &ids {
         let res = app
-            .client
-            .delete(app.url(&format!("/api/v1/files/{id}")))
-            .bearer_auth(&user.access_token)
-            .send()
-            .await
-            .unwrap();
+            .delete_authed(&format!("/api/v1/files/{id}"), &user.access_token)
+            .await;
         assert_eq!(res.status(), 204);
     }
     let trash = async || -> Vec<String> {
@@ -397,12 +389,8 @@ async fn the_janitor_restarts_when_its_database_goes_and_then_goes_on(stack: Sta
     }
 
     let res = app
-        .client
-        .delete(app.url(&format!("/api/v1/files/{id}")))
-        .bearer_auth(&user.access_token)
-        .send()
-        .await
-        .unwrap();
+        .delete_authed(&format!("/api/v1/files/{id}"), &user.access_token)
+        .await;
     assert_eq!(res.status(), 204);
     eventually("the restarted janitor purges the trash", 30, async || {
         let page: Value = app
