@@ -21,7 +21,7 @@ use sea_orm::{
 use serde_json::json;
 use stowage::Application;
 use stowage::config::Cli;
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use uuid::Uuid;
 
 mod common;
@@ -122,6 +122,10 @@ async fn main() -> anyhow::Result<()> {
             expires_at: Set(None),
             deleted_at: Set(None),
             purge_at: Set(None),
+            kind: Set(ItemKind::File),
+            parent_id: Set(None),
+            trashed_with: Set(None),
+            revision: Set(1),
         });
         files::Entity::insert_many(rows).exec(&db).await?;
     }

@@ -17,7 +17,7 @@ use sea_orm::{
 };
 use stowage::Application;
 use stowage::config::Cli;
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use uuid::Uuid;
 
 mod common;
@@ -127,6 +127,10 @@ async fn main() -> anyhow::Result<()> {
             expires_at: Set(None),
             deleted_at: Set(Some(now)),
             purge_at: Set(Some(later)),
+            kind: Set(ItemKind::File),
+            parent_id: Set(None),
+            trashed_with: Set(Some(*id)),
+            revision: Set(1),
         }))
         .exec(&db)
         .await?;

@@ -19,6 +19,16 @@ pub enum Visibility {
     Public,
 }
 
+/// A row is a file or a folder: they share one namespace per parent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "String(StringLen::None)")]
+pub enum ItemKind {
+    #[sea_orm(string_value = "file")]
+    File,
+    #[sea_orm(string_value = "folder")]
+    Folder,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "files")]
 pub struct Model {
@@ -44,6 +54,14 @@ pub struct Model {
     pub expires_at: Option<DateTimeUtc>,
     pub deleted_at: Option<DateTimeUtc>,
     pub purge_at: Option<DateTimeUtc>,
+    pub kind: ItemKind,
+    /// The folder it is in; `None` is the owner's root.
+    pub parent_id: Option<Uuid>,
+    /// In the trash: the item whose deletion took this one there (itself,
+    /// or a folder above it).
+    pub trashed_with: Option<Uuid>,
+    /// A file's current revision.
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

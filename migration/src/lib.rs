@@ -11,6 +11,7 @@ mod m20261121_000003_sharing;
 mod m20261121_000004_rate_limits;
 mod m20261121_000005_tus;
 mod m20261202_000006_outbox;
+mod m20261202_000007_folders;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000004_rate_limits::Migration),
             Box::new(m20261121_000005_tus::Migration),
             Box::new(m20261202_000006_outbox::Migration),
+            Box::new(m20261202_000007_folders::Migration),
         ]
     }
 }

@@ -288,11 +288,27 @@ impl From<FileError> for ApiError {
         match e {
             FileError::Validation(v) => v.into(),
             FileError::NotFound(_) => Self::not_found("file_not_found", detail),
+            FileError::FolderNotFound(_) => Self::not_found("folder_not_found", detail),
+            FileError::PathNotFound => Self::not_found("path_not_found", detail),
             FileError::NameTaken(_) => Self::new(
                 StatusCode::CONFLICT,
                 "name_taken",
-                format!("{detail}; choose another name or rename the existing file"),
+                format!("{detail}; choose another name or rename the existing item"),
             ),
+            FileError::FolderCycle => Self::new(
+                StatusCode::CONFLICT,
+                "folder_cycle",
+                format!("{detail}; choose a parent outside the folder"),
+            ),
+            FileError::CrossOwnerMove => Self::new(
+                StatusCode::CONFLICT,
+                "cross_owner_move",
+                format!("{detail}; the target folder belongs to someone else"),
+            ),
+            FileError::ParentGone => Self::new(StatusCode::CONFLICT, "parent_in_trash", detail),
+            FileError::TrashedWithFolder(_) => {
+                Self::new(StatusCode::CONFLICT, "trashed_with_folder", detail)
+            }
             FileError::TooLarge { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "file_too_large",

@@ -26,7 +26,7 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use self::routes::{
-    account, auth as auth_routes, blobs, files, multipart, ops, shares, tus, uploads,
+    account, auth as auth_routes, blobs, files, folders, multipart, ops, shares, tus, uploads,
 };
 
 /// JSON bodies of the auth routes are small.
@@ -120,6 +120,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(shares::remove_shortcut)),
                 )
                 .service(web::resource("/files/{id}/confirm").route(web::post().to(files::confirm)))
+                .service(web::resource("/folders").route(web::post().to(folders::create)))
+                .service(
+                    web::resource("/folders/{id}")
+                        .route(web::get().to(folders::get))
+                        .route(web::patch().to(folders::patch))
+                        .route(web::delete().to(folders::delete)),
+                )
+                .service(
+                    web::resource("/folders/{id}/restore").route(web::post().to(folders::restore)),
+                )
+                .service(
+                    web::resource("/folders/{id}/children").route(web::get().to(folders::children)),
+                )
+                .service(
+                    web::resource("/folders/{id}/shares")
+                        .route(web::post().to(folders::share))
+                        .route(web::get().to(folders::shares)),
+                )
+                .service(
+                    web::resource("/folders/{id}/shares/{user_id}")
+                        .route(web::delete().to(folders::unshare)),
+                )
+                .service(web::resource("/resolve").route(web::get().to(folders::resolve)))
                 .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
                 .service(
                     web::resource("/files/{id}/download-url")

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, multipart, ops, shares, tus, uploads};
+use super::routes::{account, auth, files, folders, multipart, ops, shares, tus, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +48,16 @@ use super::routes::{account, auth, files, multipart, ops, shares, tus, uploads};
         files::confirm,
         files::content,
         files::download_url,
+        folders::create,
+        folders::get,
+        folders::patch,
+        folders::delete,
+        folders::restore,
+        folders::children,
+        folders::resolve,
+        folders::share,
+        folders::shares,
+        folders::unshare,
         ops::openapi,
     ),
     modifiers(&BearerAuth, &ProblemResponses),
@@ -57,6 +67,7 @@ use super::routes::{account, auth, files, multipart, ops, shares, tus, uploads};
         (name = "uploads", description = "Putting files in"),
         (name = "files", description = "Reading, listing, changing and downloading files"),
         (name = "sharing", description = "Shares and shortcuts"),
+        (name = "folders", description = "Folders: the tree, paths, moves, folder shares"),
         (name = "meta", description = "This description"),
     )
 )]

@@ -11,6 +11,7 @@ mod clients;
 mod crash;
 mod cross_cutting;
 mod files;
+mod folders;
 mod ingest;
 mod instances;
 mod janitor;

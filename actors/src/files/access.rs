@@ -5,11 +5,12 @@
 //! files are visible to their owner only.
 
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
-use stowage_entity::files::{self, FileStatus};
-use stowage_entity::shares::{self, ShareRole};
+use stowage_entity::files::{self, FileStatus, ItemKind};
+use stowage_entity::shares::ShareRole;
 use uuid::Uuid;
 
 use super::FileError;
+use super::tree::inherited_role;
 
 /// The caller's role on a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +62,10 @@ pub enum Action {
     Download,
     AddShortcut,
     Rename,
+    /// Move into another folder of the same owner.
+    Move,
+    /// Create folders and upload files inside a folder.
+    AddChildren,
     ChangeVisibility,
     SetExpiry,
     Delete,
@@ -75,6 +80,8 @@ pub const PERMISSIONS: &[(Action, [bool; 3])] = &[
     (Action::Download, /*    */ [true, true, true]),
     (Action::AddShortcut, /* */ [true, true, true]),
     (Action::Rename, /*      */ [true, true, false]),
+    (Action::Move, /*        */ [true, true, false]),
+    (Action::AddChildren, /* */ [true, true, false]),
     (Action::ChangeVisibility, [true, false, false]),
     (Action::SetExpiry, /*   */ [true, false, false]),
     (Action::Delete, /*      */ [true, false, false]),
@@ -90,6 +97,8 @@ impl Action {
                 ("anyone it is shared with", "read it")
             }
             Action::Rename => ("owner or an editor", "rename it"),
+            Action::Move => ("owner or an editor", "move it"),
+            Action::AddChildren => ("owner or an editor", "add to it"),
             Action::ChangeVisibility => ("owner", "change its visibility"),
             Action::SetExpiry => ("owner", "change its expiry"),
             Action::Delete => ("owner", "delete or restore it"),
@@ -127,28 +136,44 @@ impl FileView {
     }
 }
 
-/// The caller's view of a live file: owner, sharee (of an available file),
-/// or `NotFound` for everyone else.
+/// The caller's view of a live file: owner, sharee (of an available file,
+/// shared directly or through a folder above it), or `NotFound` for
+/// everyone else.
 pub(crate) async fn access(
     db: &impl ConnectionTrait,
     caller: Uuid,
     id: Uuid,
 ) -> Result<FileView, FileError> {
+    access_item(db, caller, id, ItemKind::File).await
+}
+
+/// The caller's view of a live file or folder (`kind`); its role is the
+/// highest of its own share and those of the folders above it.
+pub(crate) async fn access_item(
+    db: &impl ConnectionTrait,
+    caller: Uuid,
+    id: Uuid,
+    kind: ItemKind,
+) -> Result<FileView, FileError> {
+    let not_found = || match kind {
+        ItemKind::File => FileError::NotFound(id),
+        ItemKind::Folder => FileError::FolderNotFound(id),
+    };
     let file = files::Entity::find_by_id(id)
         .filter(files::Column::DeletedAt.is_null())
+        .filter(files::Column::Kind.eq(kind))
         .one(db)
         .await?
-        .ok_or(FileError::NotFound(id))?;
+        .ok_or_else(not_found)?;
     if file.owner_id == caller {
         return Ok(FileView::new(file, Role::Owner));
     }
     if file.status != FileStatus::Available {
-        return Err(FileError::NotFound(id));
+        return Err(not_found());
     }
-    let share = shares::Entity::find_by_id((id, caller)).one(db).await?;
-    match share {
-        Some(s) => Ok(FileView::new(file, s.role.into())),
-        None => Err(FileError::NotFound(id)),
+    match inherited_role(db, caller, id).await? {
+        Some(role) => Ok(FileView::new(file, role)),
+        None => Err(not_found()),
     }
 }
 

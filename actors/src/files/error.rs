@@ -9,7 +9,22 @@ pub enum FileError {
     /// No such file, or the caller may not see it: one answer for both.
     #[error("file {0} does not exist")]
     NotFound(uuid::Uuid),
-    #[error("a file named {0:?} already exists")]
+    /// No such folder, or the caller may not see it.
+    #[error("folder {0} does not exist")]
+    FolderNotFound(uuid::Uuid),
+    #[error("nothing in your files is at that path")]
+    PathNotFound,
+    #[error("a folder cannot move into itself or a folder below it")]
+    FolderCycle,
+    #[error("an item can only move into a folder of its own owner")]
+    CrossOwnerMove,
+    #[error(
+        "the folder it was in is in the trash or gone; restore that folder first, or move the item"
+    )]
+    ParentGone,
+    #[error("it went to the trash with folder {0}; restore that folder")]
+    TrashedWithFolder(uuid::Uuid),
+    #[error("an item named {0:?} already exists in that folder")]
     NameTaken(String),
     #[error("{size} bytes is more than the {max} bytes allowed")]
     TooLarge { size: u64, max: u64 },

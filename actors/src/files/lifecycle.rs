@@ -9,27 +9,28 @@ use sea_orm::{
     Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use uuid::Uuid;
 
-use super::FileError;
+use super::{FileError, Placement};
 use crate::domain::{ContentType, FileName, ObjectKey};
 use crate::events::DomainEvent;
 use crate::storage::{ObjectMeta, Storage};
 use crate::time::now;
 
-/// A new pending file, stored at `users/<owner>/files/<id>`, as every kind
-/// of upload starts one.
+/// A new pending file in `place`, stored at `users/<owner>/files/<id>`, as
+/// every kind of upload starts one.
 pub(crate) fn pending_file(
     id: Uuid,
-    owner: Uuid,
+    place: &Placement,
     name: &FileName,
     size: u64,
     content_type: &ContentType,
     sha256: Option<String>,
     at: DateTime<Utc>,
 ) -> files::ActiveModel {
+    let owner = place.owner;
     files::ActiveModel {
         id: Set(id),
         owner_id: Set(owner),
@@ -49,6 +50,10 @@ pub(crate) fn pending_file(
         expires_at: Set(None),
         deleted_at: Set(None),
         purge_at: Set(None),
+        kind: Set(ItemKind::File),
+        parent_id: Set(place.parent),
+        trashed_with: Set(None),
+        revision: Set(1),
     }
 }
 

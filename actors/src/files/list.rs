@@ -101,6 +101,9 @@ pub struct Cursor {
     key: SortKey,
     #[serde(rename = "i")]
     id: Uuid,
+    /// In a folder's children (folders first): the row was a folder.
+    #[serde(rename = "f", default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) folder: bool,
 }
 
 impl Cursor {
@@ -114,6 +117,7 @@ impl Cursor {
             sort,
             key,
             id: file.id,
+            folder: file.kind == files::ItemKind::Folder,
         }
     }
 
@@ -217,6 +221,7 @@ mod tests {
             sort: Sort::Size,
             key: SortKey::Number(42),
             id: Uuid::now_v7(),
+            folder: true,
         };
         assert_eq!(Cursor::decode(&c.encode(), Sort::Size).unwrap(), c);
         assert!(Cursor::decode(&c.encode(), Sort::Name).is_err());
@@ -235,6 +240,7 @@ mod tests {
             sort: Sort::CreatedDesc,
             key: SortKey::Time(file_time),
             id: Uuid::now_v7(),
+            folder: false,
         };
         assert_eq!(Cursor::decode(&c.encode(), Sort::CreatedDesc).unwrap(), c);
         // A name that looks like a time is still a name.
@@ -242,6 +248,7 @@ mod tests {
             sort: Sort::Name,
             key: SortKey::Text("2026-11-21T07:01:32Z".into()),
             id: Uuid::now_v7(),
+            folder: false,
         };
         assert_eq!(Cursor::decode(&n.encode(), Sort::Name).unwrap(), n);
     }

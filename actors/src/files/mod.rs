@@ -4,11 +4,14 @@
 //! is [`lifecycle`]'s.
 
 mod access;
+mod changes;
 mod downloads;
 mod error;
+mod folders;
 mod lifecycle;
 pub mod list;
 mod shortcut;
+mod tree;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,17 +21,18 @@ use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect, Set, SqlErr, TransactionTrait,
+    QuerySelect, Set, TransactionTrait,
 };
-use serde_json::json;
-use stowage_entity::files::{self, FileStatus, Visibility};
+use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use stowage_entity::{shares, shortcuts};
 use uuid::Uuid;
 
-pub(crate) use access::access;
 pub use access::{Action, FileView, PERMISSIONS, Role};
+pub(crate) use access::{access, access_item};
 pub use error::FileError;
+pub use folders::{FOLDER_TYPE, MAX_PATH_SEGMENTS, NewFolder, Placement, parse_path};
+pub(crate) use folders::{enter, placement};
 use lifecycle::has_expired;
 pub(crate) use lifecycle::{
     insert_file, mark_available, mark_available_in, pending_file, verify_object,
@@ -36,7 +40,7 @@ pub(crate) use lifecycle::{
 pub use list::{Cursor, ListQuery, Sort, View};
 
 use crate::domain::{ContentType, FileName, ObjectKey, Sha256Hex, ValidationError};
-use crate::events::{DomainEvent, EventBus};
+use crate::events::EventBus;
 use crate::storage::{PresignedRequest, Storage};
 use crate::time::now;
 
@@ -59,6 +63,8 @@ pub struct NewUpload {
     pub content_type: ContentType,
     pub sha256: Option<Sha256Hex>,
     pub url_ttl: Duration,
+    /// The folder to put it in; `None` is the caller's root.
+    pub parent: Option<Uuid>,
 }
 
 impl NewUpload {
@@ -84,12 +90,14 @@ pub struct DirectUpload {
     pub request: PresignedRequest,
 }
 
-/// A metadata change. `expires_at: Some(None)` clears the expiry.
+/// A metadata change. `expires_at: Some(None)` clears the expiry;
+/// `parent: Some(None)` moves the item to its owner's root.
 #[derive(Debug, Clone, Default)]
 pub struct FilePatch {
     pub name: Option<FileName>,
     pub visibility: Option<Visibility>,
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    pub parent: Option<Option<Uuid>>,
 }
 
 /// A page of a listing.
@@ -138,10 +146,10 @@ impl Files {
     }
 
     /// Creates pending files and presigned PUTs for them, all or nothing.
-    #[tracing::instrument(skip_all, fields(owner_id = %owner, count = uploads.len()))]
+    #[tracing::instrument(skip_all, fields(owner_id = %caller, count = uploads.len()))]
     pub async fn create_direct_uploads(
         &self,
-        owner: Uuid,
+        caller: Uuid,
         uploads: Vec<NewUpload>,
     ) -> Result<Vec<DirectUpload>, FileError> {
         let max = Ord::min(self.max_upload_size, MAX_SINGLE_PUT);
@@ -149,19 +157,37 @@ impl Files {
             if u.size > max {
                 return Err(FileError::TooLarge { size: u.size, max });
             }
-            if uploads[..i].iter().any(|v| v.name == u.name) {
+            if uploads[..i]
+                .iter()
+                .any(|v| v.name == u.name && v.parent == u.parent)
+            {
                 return Err(FileError::NameTaken(u.name.as_str().to_owned()));
             }
         }
+        // Where each goes, checked once per folder; entered in owner order,
+        // so two batches never wait on each other's trees.
+        let mut places: Vec<Placement> = Vec::new();
+        for u in &uploads {
+            if !places.iter().any(|p| p.parent == u.parent) {
+                places.push(placement(&self.db, caller, u.parent).await?);
+            }
+        }
+        places.sort_by_key(|p| (p.owner, p.parent));
         let at = now();
         let txn = self.db.begin().await?;
+        for place in &places {
+            enter(&txn, place).await?;
+        }
         let mut created = Vec::with_capacity(uploads.len());
         for u in uploads {
+            let Some(place) = places.iter().find(|p| p.parent == u.parent) else {
+                return Err(FileError::FolderNotFound(u.parent.unwrap_or_default()));
+            };
             let id = Uuid::now_v7();
-            let key = ObjectKey::new(owner, id).to_string();
+            let key = ObjectKey::new(place.owner, id).to_string();
             let file = pending_file(
                 id,
-                owner,
+                place,
                 &u.name,
                 u.size,
                 &u.content_type,
@@ -175,7 +201,7 @@ impl Files {
                 .await?;
             upload_sessions::ActiveModel {
                 id: Set(Uuid::now_v7()),
-                owner_id: Set(owner),
+                owner_id: Set(caller),
                 file_id: Set(id),
                 kind: Set(UploadKind::Direct),
                 state: Set(UploadState::Active),
@@ -193,7 +219,7 @@ impl Files {
             .insert(&txn)
             .await?;
             created.push(DirectUpload {
-                file: FileView::new(file, Role::Owner),
+                file: FileView::new(file, place.role),
                 request,
             });
         }
@@ -244,7 +270,10 @@ impl Files {
         };
         let live = files::Entity::find().filter(files::Column::DeletedAt.is_null());
         let select = match query.view {
-            View::Owned => live.filter(files::Column::OwnerId.eq(caller)),
+            // Flat: every live file, whatever folder it is in.
+            View::Owned => live
+                .filter(files::Column::OwnerId.eq(caller))
+                .filter(files::Column::Kind.eq(ItemKind::File)),
             View::Shared => live
                 .filter(files::Column::Status.eq(FileStatus::Available))
                 .filter(files::Column::Id.in_subquery(shared_with_caller())),
@@ -266,9 +295,15 @@ impl Files {
                             .add(files::Column::Id.in_subquery(shared_with_caller())),
                     ),
                 ),
+            // What was deleted as a unit: a folder once, not its contents.
             View::Trash => files::Entity::find()
                 .filter(files::Column::OwnerId.eq(caller))
-                .filter(files::Column::DeletedAt.is_not_null()),
+                .filter(files::Column::DeletedAt.is_not_null())
+                .filter(
+                    Expr::col(files::Column::TrashedWith)
+                        .equals(files::Column::Id)
+                        .or(files::Column::TrashedWith.is_null()),
+                ),
         };
         let mut rows = list::apply(select, query).all(&self.db).await?;
         let more = rows.len() as u64 > query.limit;
@@ -317,222 +352,6 @@ impl Files {
         Ok(Page { items, next_cursor })
     }
 
-    /// Applies a metadata change, guarded by the file's version.
-    #[tracing::instrument(skip(self, patch), fields(file_id = %id))]
-    pub async fn update(
-        &self,
-        caller: Uuid,
-        id: Uuid,
-        patch: FilePatch,
-        if_match: Option<i64>,
-    ) -> Result<FileView, FileError> {
-        let view = self.access(caller, id).await?;
-        let file = &view.file;
-        if if_match.is_some_and(|expected| expected != file.version) {
-            return Err(FileError::VersionMismatch {
-                current: file.version,
-            });
-        }
-        if patch.name.is_none() && patch.visibility.is_none() && patch.expires_at.is_none() {
-            // Nothing to change: no new version.
-            return Ok(view);
-        }
-        if patch.name.is_some() {
-            view.require(Action::Rename)?;
-        }
-        if patch.visibility.is_some() {
-            view.require(Action::ChangeVisibility)?;
-        }
-        if patch.expires_at.is_some() {
-            view.require(Action::SetExpiry)?;
-        }
-        if patch.visibility == Some(Visibility::Public) && file.status != FileStatus::Available {
-            return Err(FileError::Pending);
-        }
-        if patch
-            .expires_at
-            .flatten()
-            .is_some_and(|at| at <= Utc::now())
-        {
-            return Err(ValidationError::new("expires_at", "must be in the future").into());
-        }
-        let renamed = patch
-            .name
-            .as_ref()
-            .filter(|n| n.as_str() != file.name)
-            .map(|n| (file.name.clone(), n.as_str().to_owned()));
-
-        let mut update = files::Entity::update_many()
-            .col_expr(
-                files::Column::Version,
-                Expr::col(files::Column::Version).add(1),
-            )
-            .col_expr(files::Column::UpdatedAt, Expr::value(now()))
-            .filter(files::Column::Id.eq(id))
-            .filter(files::Column::Version.eq(file.version));
-        if let Some(name) = &patch.name {
-            update = update
-                .col_expr(files::Column::Name, Expr::value(name.as_str()))
-                .col_expr(files::Column::NameLower, Expr::value(name.lower()));
-        }
-        match patch.visibility {
-            Some(Visibility::Public) if file.visibility != Visibility::Public => {
-                update = update
-                    .col_expr(files::Column::Visibility, Expr::value(Visibility::Public))
-                    .col_expr(files::Column::PublicToken, Expr::value(public_token()));
-            }
-            Some(Visibility::Private) => {
-                update = update
-                    .col_expr(files::Column::Visibility, Expr::value(Visibility::Private))
-                    .col_expr(
-                        files::Column::PublicToken,
-                        Expr::value(Option::<String>::None),
-                    );
-            }
-            _ => {}
-        }
-        if let Some(expires_at) = patch.expires_at {
-            update = update.col_expr(files::Column::ExpiresAt, Expr::value(expires_at));
-        }
-        let txn = self.db.begin().await?;
-        let result = match update.exec(&txn).await {
-            Ok(r) => r,
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                let name = patch
-                    .name
-                    .map(|n| n.as_str().to_owned())
-                    .unwrap_or_default();
-                return Err(FileError::NameTaken(name));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if result.rows_affected == 0 {
-            txn.rollback().await?;
-            // Someone else changed it between our read and write.
-            return match if_match {
-                Some(_) => {
-                    let current = self.load(id).await?.version;
-                    Err(FileError::VersionMismatch { current })
-                }
-                None => Err(FileError::Conflict),
-            };
-        }
-        let updated = files::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or(FileError::NotFound(id))?;
-        if let Some((old, new)) = renamed {
-            let event = DomainEvent::new(
-                "file.renamed",
-                updated.id,
-                updated.owner_id,
-                Some(caller),
-                json!({"old_name": old, "new_name": new, "version": updated.version}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
-        }
-        txn.commit().await?;
-        self.bus.outbox_written();
-        Ok(FileView::new(updated, view.role))
-    }
-
-    /// Moves a file to the trash: it leaves every view but `trash`, and can
-    /// be restored until `purge_at`.
-    #[tracing::instrument(skip(self), fields(file_id = %id))]
-    pub async fn delete(&self, caller: Uuid, id: Uuid) -> Result<(), FileError> {
-        let view = self.access(caller, id).await?;
-        view.require(Action::Delete)?;
-        let at = now();
-        let purge_at = at + self.trash_retention;
-        let txn = self.db.begin().await?;
-        let result = files::Entity::update_many()
-            .col_expr(files::Column::DeletedAt, Expr::value(at))
-            .col_expr(files::Column::PurgeAt, Expr::value(purge_at))
-            .col_expr(
-                files::Column::Version,
-                Expr::col(files::Column::Version).add(1),
-            )
-            .col_expr(files::Column::UpdatedAt, Expr::value(at))
-            .filter(files::Column::Id.eq(id))
-            .filter(files::Column::DeletedAt.is_null())
-            .exec(&txn)
-            .await?;
-        if result.rows_affected == 1 {
-            let event = DomainEvent::new(
-                "file.deleted",
-                id,
-                view.file.owner_id,
-                Some(caller),
-                json!({"name": view.file.name, "purge_at": purge_at}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
-        }
-        txn.commit().await?;
-        self.bus.outbox_written();
-        Ok(())
-    }
-
-    /// Brings a file back from the trash, under its old name.
-    #[tracing::instrument(skip(self), fields(file_id = %id))]
-    pub async fn restore(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
-        let file = files::Entity::find_by_id(id)
-            .filter(files::Column::OwnerId.eq(caller))
-            .one(&self.db)
-            .await?
-            .ok_or(FileError::NotFound(id))?;
-        if file.deleted_at.is_none() {
-            return Err(FileError::NotDeleted);
-        }
-        // Past retention: the janitor's to purge (it may be purging it right
-        // now: its claim moves `purge_at`, never `deleted_at`); as good as gone.
-        let restorable_since = now() - self.trash_retention;
-        if file.deleted_at.is_some_and(|d| d <= restorable_since) {
-            return Err(FileError::NotFound(id));
-        }
-        let txn = self.db.begin().await?;
-        let result = files::Entity::update_many()
-            .col_expr(
-                files::Column::DeletedAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                files::Column::PurgeAt,
-                Expr::value(Option::<DateTime<Utc>>::None),
-            )
-            .col_expr(
-                files::Column::Version,
-                Expr::col(files::Column::Version).add(1),
-            )
-            .col_expr(files::Column::UpdatedAt, Expr::value(now()))
-            .filter(files::Column::Id.eq(id))
-            .filter(files::Column::DeletedAt.gt(restorable_since))
-            .exec(&txn)
-            .await;
-        match result {
-            Ok(r) if r.rows_affected == 1 => {}
-            Ok(_) => return Err(FileError::NotDeleted),
-            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                return Err(FileError::NameTaken(file.name));
-            }
-            Err(e) => return Err(e.into()),
-        }
-        let restored = files::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or(FileError::NotFound(id))?;
-        let event = DomainEvent::new(
-            "file.restored",
-            id,
-            restored.owner_id,
-            Some(caller),
-            json!({"name": restored.name}),
-        );
-        crate::outbox::record(&txn, &[event]).await?;
-        txn.commit().await?;
-        self.bus.outbox_written();
-        Ok(FileView::new(restored, Role::Owner))
-    }
-
     /// Live, available files the user owns, and their bytes.
     pub async fn usage(&self, owner: Uuid) -> Result<Usage, FileError> {
         #[derive(FromQueryResult)]
@@ -546,6 +365,7 @@ impl Files {
             // PostgreSQL sums bigints as numeric: bring it back to bigint.
             .column_as(files::Column::Size.sum().cast_as("BIGINT"), "bytes")
             .filter(files::Column::OwnerId.eq(owner))
+            .filter(files::Column::Kind.eq(ItemKind::File))
             .filter(files::Column::DeletedAt.is_null())
             .filter(files::Column::Status.eq(FileStatus::Available))
             .into_model::<Row>()

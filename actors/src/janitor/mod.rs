@@ -30,7 +30,7 @@ use sea_orm::{
     QueryOrder, QuerySelect, Select, TransactionTrait,
 };
 use serde_json::json;
-use stowage_entity::files::{self, FileStatus};
+use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 
 pub use actor::{JanitorActor, Shutdown};
@@ -235,9 +235,10 @@ impl Janitor {
                     failed.push(f.id);
                 }
             }
+            // A folder has no object: only its row goes.
             let keys: Vec<String> = batch
                 .iter()
-                .filter(|f| !failed.contains(&f.id))
+                .filter(|f| !failed.contains(&f.id) && f.kind == ItemKind::File)
                 .map(|f| f.object_key.clone())
                 .collect();
             match self.storage.delete_many(&keys).await {
@@ -265,6 +266,7 @@ impl Janitor {
                 .await?;
             let events: Vec<DomainEvent> = purged
                 .iter()
+                .filter(|f| f.kind == ItemKind::File)
                 .map(|f| {
                     DomainEvent::new(
                         "file.purged",

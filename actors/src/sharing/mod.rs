@@ -13,20 +13,22 @@ use sea_orm::{
     TransactionTrait,
 };
 use serde_json::json;
-use stowage_entity::files::{self, FileStatus};
+use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::shares::{self, ShareRole};
 use stowage_entity::{shortcuts, users};
 use uuid::Uuid;
 
 use crate::domain::Email;
 use crate::events::{DomainEvent, EventBus};
-use crate::files::{Action, FileError, Role, access};
+use crate::files::{Action, FileError, Role, access_item};
 use crate::time::now;
 
 /// Share a file with the account behind `email`, or change its role.
 pub struct Share {
     pub caller: Uuid,
     pub file_id: Uuid,
+    /// A file, or a folder (its role flows to everything below it).
+    pub kind: ItemKind,
     pub email: String,
     pub role: ShareRole,
 }
@@ -44,6 +46,8 @@ pub struct ShareOutcome {
 pub struct Revoke {
     pub caller: Uuid,
     pub file_id: Uuid,
+    /// A file, or a folder (its role flows to everything below it).
+    pub kind: ItemKind,
     pub user_id: Uuid,
 }
 
@@ -51,6 +55,8 @@ pub struct Revoke {
 pub struct ListShares {
     pub caller: Uuid,
     pub file_id: Uuid,
+    /// A file, or a folder (its role flows to everything below it).
+    pub kind: ItemKind,
 }
 
 #[derive(Clone)]
@@ -66,7 +72,7 @@ impl Sharing {
 
     pub async fn share(&self, msg: Share) -> Result<ShareOutcome, FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        let view = access(&db, msg.caller, msg.file_id).await?;
+        let view = access_item(&db, msg.caller, msg.file_id, msg.kind).await?;
         view.require(Action::ManageShares)?;
         if view.file.status != FileStatus::Available {
             return Err(FileError::Pending);
@@ -139,7 +145,8 @@ impl Sharing {
                 (active.update(&txn).await?, false)
             }
         };
-        if previous != Some(share.role) {
+        // Folders have no events of their own yet.
+        if previous != Some(share.role) && msg.kind == ItemKind::File {
             let role = Role::from(share.role).as_str();
             let event = DomainEvent::new(
                 "file.shared",
@@ -165,7 +172,7 @@ impl Sharing {
 
     pub async fn revoke(&self, msg: Revoke) -> Result<(), FileError> {
         let (db, bus) = (self.db.clone(), self.bus.clone());
-        let view = access(&db, msg.caller, msg.file_id).await?;
+        let view = access_item(&db, msg.caller, msg.file_id, msg.kind).await?;
         let leaving = msg.user_id == msg.caller && view.role != Role::Owner;
         if !leaving {
             view.require(Action::ManageShares)?;
@@ -182,14 +189,16 @@ impl Sharing {
             .filter(shortcuts::Column::UserId.eq(msg.user_id))
             .exec(&txn)
             .await?;
-        let event = DomainEvent::new(
-            "file.unshared",
-            msg.file_id,
-            view.file.owner_id,
-            Some(msg.caller),
-            json!({"user_id": msg.user_id}),
-        );
-        crate::outbox::record(&txn, &[event]).await?;
+        if msg.kind == ItemKind::File {
+            let event = DomainEvent::new(
+                "file.unshared",
+                msg.file_id,
+                view.file.owner_id,
+                Some(msg.caller),
+                json!({"user_id": msg.user_id}),
+            );
+            crate::outbox::record(&txn, &[event]).await?;
+        }
         txn.commit().await?;
         bus.outbox_written();
         Ok(())
@@ -200,7 +209,7 @@ impl Sharing {
         msg: ListShares,
     ) -> Result<Vec<(shares::Model, users::Model)>, FileError> {
         let db = self.db.clone();
-        let view = access(&db, msg.caller, msg.file_id).await?;
+        let view = access_item(&db, msg.caller, msg.file_id, msg.kind).await?;
         view.require(Action::ManageShares)?;
         let rows = shares::Entity::find()
             .filter(shares::Column::FileId.eq(msg.file_id))

@@ -34,7 +34,7 @@ pub use headers::{Checksum, Metadata};
 
 use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, insert_file, pending_file};
+use crate::files::{FileError, enter, insert_file, pending_file, placement};
 use crate::storage::{Stand, Storage, StorageError};
 use crate::time::now;
 use crate::uploads::PartPlan;
@@ -221,6 +221,16 @@ impl Tus {
             Some(t) if !t.is_empty() => ContentType::parse(&t)?,
             _ => ContentType::octet_stream(),
         };
+        let parent = match new.metadata.text(&["parent_id"])? {
+            Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
+                TusError::BadHeader(
+                    "Upload-Metadata",
+                    "parent_id must be a folder id (a UUID)".to_owned(),
+                )
+            })?),
+            None => None,
+        };
+        let place = placement(&inner.db, owner, parent).await?;
         let at = now();
         // The part size a store with parts uses (fixed by the length, when
         // it is known).
@@ -229,11 +239,12 @@ impl Tus {
             None => None,
         };
         let txn = inner.db.begin().await?;
+        enter(&txn, &place).await?;
         insert_file(
             &txn,
             pending_file(
                 file_id,
-                owner,
+                &place,
                 &name,
                 new.length.unwrap_or(0),
                 &content_type,

@@ -21,7 +21,8 @@ use uuid::Uuid;
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
-    FileError, FileView, Role, insert_file, mark_available, pending_file, verify_object,
+    FileError, FileView, Role, enter, insert_file, mark_available, pending_file, placement,
+    verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
 use crate::time::now;
@@ -75,6 +76,8 @@ pub struct NewMultipart {
     pub size: u64,
     pub content_type: ContentType,
     pub part_size: Option<u64>,
+    /// The folder to put it in; `None` is the caller's root.
+    pub parent: Option<Uuid>,
 }
 
 /// The shape of a multipart upload: part size and count.
@@ -187,16 +190,22 @@ impl Uploads {
             .into());
         }
         let plan = PartPlan::new(new.size, new.part_size)?;
+        let place = placement(&self.db, owner, new.parent).await?;
         let at = now();
         let id = Uuid::now_v7();
-        let key = ObjectKey::new(owner, id).to_string();
+        let key = ObjectKey::new(place.owner, id).to_string();
         let store_upload = self
             .storage
             .create_multipart(&key, new.content_type.as_str())
             .await?;
         let txn = self.db.begin().await?;
-        let file = pending_file(id, owner, &new.name, new.size, &new.content_type, None, at);
-        let file = match insert_file(&txn, file, new.name.as_str()).await {
+        let file = pending_file(id, &place, &new.name, new.size, &new.content_type, None, at);
+        let entered = enter(&txn, &place).await;
+        let inserted = match entered {
+            Ok(()) => insert_file(&txn, file, new.name.as_str()).await,
+            Err(e) => Err(e),
+        };
+        let file = match inserted {
             Ok(f) => f,
             Err(e) => {
                 drop(txn);
@@ -226,7 +235,7 @@ impl Uploads {
         .await?;
         txn.commit().await?;
         Ok((
-            FileView::new(file, Role::Owner),
+            FileView::new(file, place.role),
             SessionView {
                 session,
                 plan: Some(plan),
@@ -322,7 +331,13 @@ impl Uploads {
         if !changed.is_empty() {
             self.bus.outbox_written();
         }
-        Ok(FileView::new(file, Role::Owner))
+        // An editor may have uploaded it into a folder shared with them.
+        let role = if file.owner_id == owner {
+            Role::Owner
+        } else {
+            Role::Editor
+        };
+        Ok(FileView::new(file, role))
     }
 
     /// Aborts the upload in the store and removes its pending file.

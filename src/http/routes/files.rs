@@ -21,7 +21,15 @@ use crate::http::json::JsonObject;
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FileBody {
     pub id: Uuid,
+    /// Always `file`.
+    #[serde(rename = "type")]
+    #[schema(example = "file")]
+    pub kind: &'static str,
     pub name: String,
+    /// The folder it is in; null for the owner's root.
+    pub parent_id: Option<Uuid>,
+    /// Its current revision.
+    pub revision: i64,
     pub size: i64,
     pub content_type: String,
     pub sha256: Option<String>,
@@ -59,7 +67,10 @@ impl FileBody {
                 .as_ref()
                 .map(|t| format!("{}/public/{t}", base.0)),
             id: f.id,
+            kind: "file",
             name: f.name,
+            parent_id: f.parent_id,
+            revision: f.revision,
             size: f.size,
             content_type: f.content_type,
             sha256: f.sha256,
@@ -142,7 +153,8 @@ impl TryFrom<ListParams> for ListQuery {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FilePage {
-    pub items: Vec<FileBody>,
+    /// Files; in the `shared` and `trash` views, folders too.
+    pub items: Vec<super::folders::ItemBody>,
     /// Pass back as `cursor` for the next page; null on the last one.
     pub next_cursor: Option<String>,
 }
@@ -162,7 +174,7 @@ pub async fn list(
         items: page
             .items
             .into_iter()
-            .map(|v| FileBody::new(v, &base))
+            .map(|v| super::folders::ItemBody::new(v, &base))
             .collect(),
         next_cursor: page.next_cursor,
     }))
@@ -204,10 +216,14 @@ pub struct PatchRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<DateTime<Utc>>)]
     pub expires_at: Option<Option<DateTime<Utc>>>,
+    /// Move into this folder (of the same owner); null moves to the owner's root.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub parent_id: Option<Option<Uuid>>,
 }
 
 /// Tells an explicit `null` (Some(None)) from an absent field (None).
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+pub(crate) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d: D,
 ) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
@@ -231,13 +247,14 @@ impl TryFrom<PatchRequest> for FilePatch {
                 }
             },
             expires_at: r.expires_at,
+            parent: r.parent_id,
         })
     }
 }
 
 /// The version an `If-Match` names; `None` for `*` or no header. A value
 /// that is no version of ours can never match.
-fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+pub(crate) fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     let Some(raw) = req.headers().get(header::IF_MATCH) else {
         return Ok(None);
     };

@@ -2,6 +2,7 @@ pub mod account;
 pub mod auth;
 pub mod blobs;
 pub mod files;
+pub mod folders;
 pub mod multipart;
 pub mod ops;
 pub mod shares;

@@ -38,6 +38,8 @@ pub struct MultipartRequest {
     /// 5 MiB to 5 GiB; default: the smallest whole MiB (at least 5) that keeps the upload within 10,000 parts.
     #[schema(minimum = 5242880, maximum = 5368709120_u64)]
     pub part_size: Option<u64>,
+    /// The folder to upload into (yours, or one shared with you as editor); default: your root.
+    pub parent_id: Option<Uuid>,
 }
 
 impl TryFrom<MultipartRequest> for NewMultipart {
@@ -54,6 +56,7 @@ impl TryFrom<MultipartRequest> for NewMultipart {
                 .transpose()?
                 .unwrap_or_else(ContentType::octet_stream),
             part_size: r.part_size,
+            parent: r.parent_id,
         })
     }
 }

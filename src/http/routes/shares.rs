@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::{FileError, Files};
 use stowage_actors::sharing::{ListShares, Revoke, Share, Sharing};
+use stowage_entity::files::ItemKind;
 use stowage_entity::shares::{self, ShareRole};
 use stowage_entity::users;
 use utoipa::ToSchema;
@@ -63,7 +64,18 @@ pub async fn share(
     id: web::Path<Uuid>,
     body: JsonObject<ShareRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let ShareRequest { email, role } = body.into_inner();
+    share_item(ItemKind::File, caller, sharing, *id, body.into_inner()).await
+}
+
+/// Shares a file or folder: the handlers of both routes.
+pub async fn share_item(
+    kind: ItemKind,
+    caller: Authenticated,
+    sharing: web::Data<Sharing>,
+    id: Uuid,
+    body: ShareRequest,
+) -> Result<HttpResponse, ApiError> {
+    let ShareRequest { email, role } = body;
     let role = match role.as_str() {
         "viewer" => ShareRole::Viewer,
         "editor" => ShareRole::Editor,
@@ -72,7 +84,8 @@ pub async fn share(
     let outcome = sharing
         .share(Share {
             caller: caller.0.user_id,
-            file_id: *id,
+            file_id: id,
+            kind,
             email,
             role,
         })
@@ -99,10 +112,21 @@ pub async fn list(
     sharing: web::Data<Sharing>,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ShareList>, ApiError> {
+    list_item(ItemKind::File, caller, sharing, *id).await
+}
+
+/// The shares of a file or folder.
+pub async fn list_item(
+    kind: ItemKind,
+    caller: Authenticated,
+    sharing: web::Data<Sharing>,
+    id: Uuid,
+) -> Result<web::Json<ShareList>, ApiError> {
     let rows = sharing
         .list(ListShares {
             caller: caller.0.user_id,
-            file_id: *id,
+            file_id: id,
+            kind,
         })
         .await?;
     Ok(web::Json(ShareList {
@@ -120,10 +144,22 @@ pub async fn revoke(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (file_id, user_id) = path.into_inner();
+    revoke_item(ItemKind::File, caller, sharing, file_id, user_id).await
+}
+
+/// Ends a share of a file or folder.
+pub async fn revoke_item(
+    kind: ItemKind,
+    caller: Authenticated,
+    sharing: web::Data<Sharing>,
+    file_id: Uuid,
+    user_id: Uuid,
+) -> Result<HttpResponse, ApiError> {
     sharing
         .revoke(Revoke {
             caller: caller.0.user_id,
             file_id,
+            kind,
             user_id,
         })
         .await?;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use stowage_actors::domain::{ContentType, FileName, Sha256Hex, ValidationError};
 use stowage_actors::files::{DirectUpload, Files, MAX_BATCH, NewUpload};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use super::files::FileBody;
 use crate::http::PublicBase;
@@ -41,6 +42,8 @@ pub struct UploadRequest {
     /// Lifetime of the upload URL: 1 to 604800 seconds, default 3600.
     #[schema(minimum = 1, maximum = 604800)]
     pub expires_in_seconds: Option<u64>,
+    /// The folder to upload into (yours, or one shared with you as editor); default: your root.
+    pub parent_id: Option<Uuid>,
 }
 
 impl TryFrom<UploadRequest> for NewUpload {
@@ -58,6 +61,7 @@ impl TryFrom<UploadRequest> for NewUpload {
                 .unwrap_or_else(ContentType::octet_stream),
             sha256: r.sha256.as_deref().map(Sha256Hex::parse).transpose()?,
             url_ttl: NewUpload::url_ttl(r.expires_in_seconds)?,
+            parent: r.parent_id,
         })
     }
 }

@@ -1,0 +1,295 @@
+//! Folders: rows of `files` with `kind = folder`, so a folder and a file
+//! share one namespace per parent. Creating, reading, listing children
+//! (folders first), resolving a path, and where an item may be put.
+
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
+use stowage_entity::shares;
+use uuid::Uuid;
+
+use super::access::access_item;
+use super::tree::lock_tree;
+use super::{Action, Cursor, FileError, FileView, Files, ListQuery, Page, Role, insert_file, list};
+use crate::domain::{FileName, ValidationError};
+use crate::time::now;
+
+/// At most this many names in a path given to `resolve`.
+pub const MAX_PATH_SEGMENTS: usize = 256;
+
+/// A folder to create; `parent: None` is the caller's root.
+#[derive(Debug, Clone)]
+pub struct NewFolder {
+    pub name: FileName,
+    pub parent: Option<Uuid>,
+}
+
+/// Where a new item goes: the folder's owner (who will own it), the
+/// folder (`None` = the caller's root), and the caller's role there.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement {
+    pub owner: Uuid,
+    pub parent: Option<Uuid>,
+    pub role: Role,
+}
+
+impl Files {
+    /// Where `caller` may put a new item: see [`placement`].
+    pub async fn placement(
+        &self,
+        caller: Uuid,
+        parent: Option<Uuid>,
+    ) -> Result<Placement, FileError> {
+        placement(&self.db, caller, parent).await
+    }
+
+    /// Creates a folder in the caller's root or in a folder they may add to.
+    #[tracing::instrument(skip_all, fields(owner_id = %caller))]
+    pub async fn create_folder(&self, caller: Uuid, new: NewFolder) -> Result<FileView, FileError> {
+        let place = self.placement(caller, new.parent).await?;
+        let at = now();
+        let id = Uuid::now_v7();
+        let row = files::ActiveModel {
+            id: Set(id),
+            owner_id: Set(place.owner),
+            name: Set(new.name.as_str().to_owned()),
+            name_lower: Set(new.name.lower()),
+            size: Set(0),
+            content_type: Set(FOLDER_TYPE.to_owned()),
+            sha256: Set(None),
+            status: Set(FileStatus::Available),
+            visibility: Set(Visibility::Private),
+            public_token: Set(None),
+            object_key: Set(String::new()),
+            version: Set(1),
+            created_at: Set(at),
+            updated_at: Set(at),
+            available_at: Set(Some(at)),
+            expires_at: Set(None),
+            deleted_at: Set(None),
+            purge_at: Set(None),
+            kind: Set(ItemKind::Folder),
+            parent_id: Set(place.parent),
+            trashed_with: Set(None),
+            revision: Set(1),
+        };
+        let txn = self.db.begin().await?;
+        enter(&txn, &place).await?;
+        let folder = insert_file(&txn, row, new.name.as_str()).await?;
+        txn.commit().await?;
+        Ok(FileView::new(folder, place.role))
+    }
+
+    /// A folder the caller may see.
+    pub async fn folder(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
+        access_item(&self.db, caller, id, ItemKind::Folder).await
+    }
+
+    /// A page of a folder's live children (`None` = the caller's root):
+    /// folders first, then files, each in the query's sort. Keyset pages,
+    /// each one index range scan however many children there are.
+    pub async fn children(
+        &self,
+        caller: Uuid,
+        folder: Option<Uuid>,
+        query: &ListQuery,
+    ) -> Result<Page, FileError> {
+        let (owner, role) = match folder {
+            None => (caller, Role::Owner),
+            Some(id) => {
+                let view = self.folder(caller, id).await?;
+                (view.file.owner_id, view.role)
+            }
+        };
+        let select = |kind: ItemKind| {
+            let mut s = files::Entity::find()
+                .filter(files::Column::OwnerId.eq(owner))
+                .filter(files::Column::DeletedAt.is_null())
+                .filter(files::Column::Kind.eq(kind));
+            s = match folder {
+                None => s.filter(files::Column::ParentId.is_null()),
+                Some(id) => s.filter(files::Column::ParentId.eq(id)),
+            };
+            if role != Role::Owner {
+                // Pending files are their owner's alone.
+                s = s.filter(files::Column::Status.eq(FileStatus::Available));
+            }
+            s
+        };
+        let in_files = query.cursor.as_ref().is_some_and(|c| !c.folder);
+        let mut rows = Vec::new();
+        if !in_files {
+            rows = list::apply(select(ItemKind::Folder), query)
+                .all(&self.db)
+                .await?;
+        }
+        if (rows.len() as u64) <= query.limit {
+            // The folders are done: files follow, from their first.
+            let rest = ListQuery {
+                limit: query.limit - rows.len() as u64,
+                cursor: query.cursor.clone().filter(|_| in_files),
+                ..query.clone()
+            };
+            rows.extend(
+                list::apply(select(ItemKind::File), &rest)
+                    .all(&self.db)
+                    .await?,
+            );
+        }
+        let more = rows.len() as u64 > query.limit;
+        rows.truncate(query.limit as usize);
+        let next_cursor = more
+            .then(|| rows.last().map(|f| Cursor::after(query.sort, f).encode()))
+            .flatten();
+        let items = self.with_roles(caller, role, rows).await?;
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Rows in one folder, with the caller's role on each: the folder's,
+    /// raised by a share of the item itself.
+    async fn with_roles(
+        &self,
+        caller: Uuid,
+        role: Role,
+        rows: Vec<files::Model>,
+    ) -> Result<Vec<FileView>, FileError> {
+        if role == Role::Owner || role == Role::Editor || rows.is_empty() {
+            return Ok(rows.into_iter().map(|f| FileView::new(f, role)).collect());
+        }
+        let editors: Vec<Uuid> = shares::Entity::find()
+            .filter(shares::Column::UserId.eq(caller))
+            .filter(shares::Column::FileId.is_in(rows.iter().map(|f| f.id)))
+            .filter(shares::Column::Role.eq(shares::ShareRole::Editor))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|s| s.file_id)
+            .collect();
+        Ok(rows
+            .into_iter()
+            .map(|f| {
+                let role = if editors.contains(&f.id) {
+                    Role::Editor
+                } else {
+                    role
+                };
+                FileView::new(f, role)
+            })
+            .collect())
+    }
+
+    /// The live file or folder at `path` (`/Reports/2026/q1.pdf`) in the
+    /// caller's own tree; one indexed lookup per name.
+    pub async fn resolve(&self, caller: Uuid, path: &str) -> Result<FileView, FileError> {
+        let names = parse_path(path)?;
+        let mut parent: Option<Uuid> = None;
+        let mut found = None;
+        for (i, name) in names.iter().enumerate() {
+            let mut select = files::Entity::find()
+                .filter(files::Column::OwnerId.eq(caller))
+                .filter(files::Column::DeletedAt.is_null())
+                .filter(files::Column::Name.eq(name.as_str()));
+            select = match parent {
+                None => select.filter(files::Column::ParentId.is_null()),
+                Some(id) => select.filter(files::Column::ParentId.eq(id)),
+            };
+            let item = select.one(&self.db).await?.ok_or(FileError::PathNotFound)?;
+            if i + 1 < names.len() && item.kind != ItemKind::Folder {
+                return Err(FileError::PathNotFound);
+            }
+            parent = Some(item.id);
+            found = Some(item);
+        }
+        let item = found.ok_or(FileError::PathNotFound)?;
+        Ok(FileView::new(item, Role::Owner))
+    }
+}
+
+/// Where `caller` may put a new item: their root, or a live folder they
+/// own or edit (what they create there belongs to the folder's owner).
+pub(crate) async fn placement(
+    db: &impl ConnectionTrait,
+    caller: Uuid,
+    parent: Option<Uuid>,
+) -> Result<Placement, FileError> {
+    let Some(parent) = parent else {
+        return Ok(Placement {
+            owner: caller,
+            parent: None,
+            role: Role::Owner,
+        });
+    };
+    let folder = access_item(db, caller, parent, ItemKind::Folder).await?;
+    folder.require(Action::AddChildren)?;
+    Ok(Placement {
+        owner: folder.file.owner_id,
+        parent: Some(parent),
+        role: folder.role,
+    })
+}
+
+/// The content type folders carry (never served: a folder has no bytes).
+pub const FOLDER_TYPE: &str = "inode/directory";
+
+/// Inside a new item's transaction: a folder to put it in must still be
+/// live once the owner's tree is held (no item lands in a folder that is
+/// on its way to the trash).
+pub(crate) async fn enter(txn: &impl ConnectionTrait, place: &Placement) -> Result<(), FileError> {
+    let Some(parent) = place.parent else {
+        return Ok(());
+    };
+    lock_tree(txn, place.owner).await?;
+    files::Entity::find_by_id(parent)
+        .filter(files::Column::DeletedAt.is_null())
+        .filter(files::Column::Kind.eq(ItemKind::Folder))
+        .one(txn)
+        .await?
+        .ok_or(FileError::FolderNotFound(parent))?;
+    Ok(())
+}
+
+/// `/a/b/c.pdf` → its names; each must be a valid name. One trailing `/`
+/// is allowed; empty names (`//`) are not.
+pub fn parse_path(raw: &str) -> Result<Vec<FileName>, ValidationError> {
+    let invalid = |why: &str| ValidationError::new("path", why.to_owned());
+    let rest = raw
+        .strip_prefix('/')
+        .ok_or_else(|| invalid("must start with `/`, e.g. /Reports/2026"))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() {
+        return Err(invalid("must name a file or folder, not the root"));
+    }
+    let names: Vec<&str> = rest.split('/').collect();
+    if names.len() > MAX_PATH_SEGMENTS {
+        return Err(invalid("has too many names (at most 256)"));
+    }
+    names
+        .into_iter()
+        .map(|n| {
+            FileName::parse(n).map_err(|_| {
+                invalid("holds a name that is empty, `.`, `..` or has control characters")
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_names() {
+        let names: Vec<String> = parse_path("/Reports/2026/q1.pdf")
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        assert_eq!(names, ["Reports", "2026", "q1.pdf"]);
+        assert_eq!(parse_path("/Reports/").unwrap().len(), 1);
+        for bad in ["", "/", "Reports", "/a//b", "/a/../b", "/a/./b", "/a/\u{1}"] {
+            assert!(parse_path(bad).is_err(), "{bad:?}");
+        }
+        let deep = "/a".repeat(MAX_PATH_SEGMENTS + 1);
+        assert!(parse_path(&deep).is_err());
+        assert!(parse_path(&"/a".repeat(MAX_PATH_SEGMENTS)).is_ok());
+    }
+}
