@@ -6,7 +6,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::{Stack, TestApp, User, assert_problem, spawn_app};
+use crate::helpers::{Stack, TestApp, User, assert_problem, spawn_app, spawn_app_with};
 
 crate::on_both_stacks!(
     a_tree_is_made_filled_three_ways_and_resolved,
@@ -14,6 +14,8 @@ crate::on_both_stacks!(
     children_page_folders_first_with_keyset_cursors,
     a_folder_goes_to_the_trash_and_back_as_one_unit,
     a_folder_share_flows_down_to_everything_below,
+    an_editor_uploads_into_a_shared_folder_for_its_owner,
+    a_trashed_folder_is_purged_with_everything_below,
     names_are_unique_per_folder_even_when_created_at_once,
     strangers_learn_nothing_about_folders,
 );
@@ -686,6 +688,153 @@ async fn strangers_learn_nothing_about_folders(stack: Stack) {
         resolve(&app, &stranger, "/private").await,
         404,
         "path_not_found",
+    )
+    .await;
+}
+
+async fn an_editor_uploads_into_a_shared_folder_for_its_owner(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let owner = app.new_user().await;
+    let editor = app.new_user().await;
+    let inbox = folder(&app, &owner, "inbox", None).await;
+    let res = app
+        .post_authed(
+            &format!("/api/v1/folders/{inbox}/shares"),
+            &owner.access_token,
+            &json!({"email": editor.email, "role": "editor"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+
+    // Direct, confirmed by the uploader: the owner's file.
+    let created = app
+        .create_upload(
+            &editor.access_token,
+            &json!({"name": "scan.pdf", "size": 4, "parent_id": inbox}),
+        )
+        .await;
+    assert_eq!(created["file"]["owner_id"], owner.id.as_str());
+    assert_eq!(created["file"]["role"], "editor");
+    let id = created["file"]["id"].as_str().unwrap();
+    // Pending: the owner and the uploader see it; nobody else.
+    assert_eq!(app.get_file(&editor.access_token, id).await.status(), 200);
+    let third = app.new_user().await;
+    assert_problem(
+        app.get_file(&third.access_token, id).await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    let res = app
+        .put_to_ticket(&created["upload"], b"scan".to_vec())
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = app
+        .post_authed(
+            &format!("/api/v1/files/{id}/confirm"),
+            &editor.access_token,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    let file: Value = res.json().await.unwrap();
+    assert_eq!(
+        (file["status"].as_str(), file["role"].as_str()),
+        (Some("available"), Some("editor"))
+    );
+    assert_eq!(app.download(&owner.access_token, id).await, b"scan");
+
+    // tus: the uploader's session, the owner's file.
+    let meta = format!(
+        "filename {},parent_id {}",
+        B64.encode("notes.txt"),
+        B64.encode(&inbox)
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/tus"))
+        .bearer_auth(&editor.access_token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", "5")
+        .header("Upload-Metadata", meta)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(&b"notes"[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    assert_eq!(names(&app, &owner, &inbox).await, ["notes.txt", "scan.pdf"]);
+    let found: Value = resolve(&app, &owner, "/inbox/notes.txt")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["owner_id"], owner.id.as_str());
+    assert_eq!(
+        app.download(&owner.access_token, found["id"].as_str().unwrap())
+            .await,
+        b"notes"
+    );
+    // The uploader's tree has none of it.
+    assert_eq!(names(&app, &editor, "root").await, Vec::<String>::new());
+}
+
+async fn a_trashed_folder_is_purged_with_everything_below(stack: Stack) {
+    let app = spawn_app_with(
+        stack,
+        &[("--trash-retention", "1s"), ("--janitor-interval", "300ms")],
+    )
+    .await;
+    let user = app.new_user().await;
+    let token = &user.access_token;
+    let top = folder(&app, &user, "top", None).await;
+    let sub = folder(&app, &user, "sub", Some(&top)).await;
+    let file = upload_into(&app, &user, &sub, "inside.bin", b"inside").await;
+    let id = file["id"].as_str().unwrap();
+    let link: Value = app
+        .get_authed(&format!("/api/v1/files/{id}/download-url"), token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let url = link["url"].as_str().unwrap().to_owned();
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.delete_authed(&format!("/api/v1/folders/{top}"), token)
+            .await
+            .status(),
+        204
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let page: Value = app
+            .get_authed("/api/v1/files?view=trash", token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if page["items"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not purged: {page}");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    // The object left the store; nothing of the tree can come back.
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+    for (what, item, code) in [
+        ("folders", &top, "folder_not_found"),
+        ("folders", &sub, "folder_not_found"),
+    ] {
+        let res = app
+            .post_authed(&format!("/api/v1/{what}/{item}/restore"), token, &json!({}))
+            .await;
+        assert_problem(res, 404, code).await;
+    }
+    assert_problem(
+        app.post_authed(&format!("/api/v1/files/{id}/restore"), token, &json!({}))
+            .await,
+        404,
+        "file_not_found",
     )
     .await;
 }

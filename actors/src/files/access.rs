@@ -7,6 +7,7 @@
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::shares::ShareRole;
+use stowage_entity::upload_sessions;
 use uuid::Uuid;
 
 use super::FileError;
@@ -169,7 +170,17 @@ pub(crate) async fn access_item(
         return Ok(FileView::new(file, Role::Owner));
     }
     if file.status != FileStatus::Available {
-        return Err(not_found());
+        // Pending files are their owner's, and their uploader's: an editor
+        // uploading into a folder shared with them (it is the owner's file).
+        let uploader = upload_sessions::Entity::find()
+            .filter(upload_sessions::Column::FileId.eq(id))
+            .filter(upload_sessions::Column::OwnerId.eq(caller))
+            .one(db)
+            .await?;
+        return match uploader {
+            Some(_) => Ok(FileView::new(file, Role::Editor)),
+            None => Err(not_found()),
+        };
     }
     match inherited_role(db, caller, id).await? {
         Some(role) => Ok(FileView::new(file, role)),

@@ -231,11 +231,14 @@ impl Files {
     #[tracing::instrument(skip(self), fields(file_id = %id))]
     pub async fn confirm(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
         let view = self.access(caller, id).await?;
-        view.require(Action::ConfirmUpload)?;
+        // Anyone else who sees a pending file is its uploader.
+        if view.file.status == FileStatus::Available || view.role != Role::Editor {
+            view.require(Action::ConfirmUpload)?;
+        }
         if view.file.status == FileStatus::Available {
             return Ok(view);
         }
-        let file = view.file;
+        let (file, role) = (view.file, view.role);
         let meta = self
             .storage
             .head(&file.object_key)
@@ -252,7 +255,7 @@ impl Files {
         };
         mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await?;
         self.bus.outbox_written();
-        Ok(FileView::new(self.load(id).await?, Role::Owner))
+        Ok(FileView::new(self.load(id).await?, role))
     }
 
     /// The file, if the caller may see it (pending files only to their owner).
