@@ -9,6 +9,20 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
+/// The `type` of a file object: always `file`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum FileType {
+    File,
+}
+
+/// The `type` of a folder object: always `folder`.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum FolderType {
+    Folder,
+}
+
 /// The role a share gives.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]

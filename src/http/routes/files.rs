@@ -23,7 +23,7 @@ pub struct FileBody {
     pub id: Uuid,
     /// Always `file`.
     #[serde(rename = "type")]
-    #[schema(example = "file")]
+    #[schema(inline, value_type = crate::http::schema::FileType)]
     pub kind: &'static str,
     pub name: String,
     /// The folder it is in; null for the owner's root.
@@ -143,6 +143,8 @@ impl TryFrom<ListParams> for ListQuery {
             cursor: p
                 .cursor
                 .as_deref()
+                // An empty cursor is the first page, like no cursor.
+                .filter(|c| !c.is_empty())
                 .map(|c| Cursor::decode(c, sort))
                 .transpose()?,
             prefix: p.q.filter(|q| !q.is_empty()).map(|q| q.to_lowercase()),

@@ -24,7 +24,7 @@ pub struct FolderBody {
     pub id: Uuid,
     /// Always `folder`.
     #[serde(rename = "type")]
-    #[schema(example = "folder")]
+    #[schema(inline, value_type = crate::http::schema::FolderType)]
     pub kind: &'static str,
     pub name: String,
     /// The folder it is in; null for the owner's root.
@@ -215,6 +215,22 @@ pub async fn restore(
     Ok(with_etag(ItemBody::Folder(FolderBody::new(view))))
 }
 
+/// A page of children: `/api/v1/files`'s parameters, without `view`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ChildrenParams {
+    /// 1 to 1000, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Name prefix, case-insensitive.
+    pub q: Option<String>,
+    /// name (default), -name, created_at, -created_at, size, -size; folders come first in each.
+    #[param(inline, value_type = Option<crate::http::schema::Sort>)]
+    pub sort: Option<String>,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemPage {
     pub items: Vec<ItemBody>,
@@ -224,14 +240,14 @@ pub struct ItemPage {
 
 /// A folder's children, folders first; `root` is the caller's root.
 #[utoipa::path(get, path = "/api/v1/folders/{id}/children", tag = "folders", security(("bearer" = [])),
-    params(("id" = String, Path, description = "a folder id, or `root`"), ListParams),
+    params(("id" = String, Path, description = "a folder id, or `root`"), ChildrenParams),
     responses((status = 200, body = ItemPage), (status = 400, body = Problem), (status = 404, body = Problem)))]
 pub async fn children(
     caller: Authenticated,
     files: web::Data<Files>,
     base: web::Data<PublicBase>,
     id: web::Path<String>,
-    params: web::Query<ListParams>,
+    params: web::Query<ChildrenParams>,
 ) -> Result<web::Json<ItemPage>, ApiError> {
     let folder =
         match id.as_str() {
@@ -240,15 +256,15 @@ pub async fn children(
                 ValidationError::new("id", "must be a folder id (a UUID) or `root`")
             })?),
         };
-    let mut params = params.into_inner();
-    if params.view.is_some() {
-        return Err(
-            ValidationError::new("view", "is for /api/v1/files; children have none").into(),
-        );
-    }
-    // Children read best by name unless asked otherwise.
-    params.sort.get_or_insert_with(|| "name".to_owned());
-    let query = ListQuery::try_from(params)?;
+    let p = params.into_inner();
+    let query = ListQuery::try_from(ListParams {
+        view: None,
+        limit: p.limit,
+        cursor: p.cursor,
+        q: p.q,
+        // Children read best by name unless asked otherwise.
+        sort: Some(p.sort.unwrap_or_else(|| "name".to_owned())),
+    })?;
     let page = files.children(caller.0.user_id, folder, &query).await?;
     Ok(web::Json(ItemPage {
         items: page
@@ -264,6 +280,7 @@ pub async fn children(
 #[into_params(parameter_in = Query)]
 pub struct ResolveParams {
     /// `/Reports/2026/q1.pdf`: names from the caller's root.
+    #[param(pattern = "^(/(?!\\.\\.?(/|$))[^/\\u0000-\\u001f\\u007f-\\u009f]{1,255})+/?$")]
     pub path: String,
 }
 
@@ -286,7 +303,7 @@ pub async fn resolve(
 #[utoipa::path(post, path = "/api/v1/folders/{id}/shares", tag = "folders", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ShareRequest,
     responses((status = 201, body = super::shares::ShareBody), (status = 200, body = super::shares::ShareBody, description = "already shared: role set"),
-        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+        (status = 400, body = Problem, description = "`invalid_share`: the owner themself"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 pub async fn share(
     caller: Authenticated,
     sharing: web::Data<Sharing>,

@@ -76,6 +76,8 @@ pub struct MultipartBody {
 #[utoipa::path(post, path = "/api/v1/uploads/multipart", tag = "uploads", security(("bearer" = [])),
     request_body = MultipartRequest,
     responses((status = 201, body = MultipartBody), (status = 400, body = Problem),
+        (status = 403, body = Problem, description = "a viewer's folder as parent"),
+        (status = 404, body = Problem, description = "`folder_not_found`: the parent"),
         (status = 409, body = Problem, description = "`name_taken`"), (status = 413, body = Problem)))]
 pub async fn create(
     caller: Authenticated,

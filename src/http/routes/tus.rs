@@ -52,7 +52,9 @@ pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
         ("Upload-Length" = Option<u64>, Header), ("Upload-Defer-Length" = Option<String>, Header, pattern = "^1$"),
         ("Upload-Metadata" = Option<String>, Header, max_length = 16384, description = "at most 64 `key base64` pairs"), ("Upload-Checksum" = Option<String>, Header, pattern = "^(sha1 [A-Za-z0-9+/]{26}|sha256 [A-Za-z0-9+/]{42})[AEIMQUYcgkosw048]=$")),
     responses((status = 201, description = "`Location` of the upload, `Upload-Expires`, `Upload-Offset` with a body"),
-        (status = 400, body = Problem), (status = 409, body = Problem, description = "`name_taken`"),
+        (status = 400, body = Problem), (status = 403, body = Problem, description = "a viewer's folder as `parent_id`"),
+        (status = 404, body = Problem, description = "`folder_not_found`: the `parent_id` in the metadata"),
+        (status = 409, body = Problem, description = "`name_taken`"),
         (status = 412, body = Problem, description = "missing or unsupported `Tus-Resumable`"),
         (status = 413, body = Problem), (status = 460, body = Problem, description = "`checksum_mismatch`")))]
 pub async fn create(

@@ -103,6 +103,8 @@ impl DirectUploadBody {
 #[utoipa::path(post, path = "/api/v1/uploads", tag = "uploads", security(("bearer" = [])),
     request_body = UploadRequest,
     responses((status = 201, body = DirectUploadBody), (status = 400, body = Problem),
+        (status = 403, body = Problem, description = "a viewer's folder as parent"),
+        (status = 404, body = Problem, description = "`folder_not_found`: the parent"),
         (status = 409, body = Problem, description = "`name_taken`"),
         (status = 413, body = Problem, description = "`file_too_large`")))]
 pub async fn create(
@@ -137,7 +139,9 @@ pub struct BatchBody {
 /// Create up to 100 direct uploads at once: all of them, or none.
 #[utoipa::path(post, path = "/api/v1/uploads/batch", tag = "uploads", security(("bearer" = [])),
     request_body = BatchRequest,
-    responses((status = 201, body = BatchBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = BatchBody), (status = 400, body = Problem),
+        (status = 403, body = Problem, description = "a viewer's folder as parent"),
+        (status = 404, body = Problem, description = "`folder_not_found`: a parent"), (status = 409, body = Problem)))]
 pub async fn batch(
     caller: Authenticated,
     files: web::Data<Files>,
