@@ -118,6 +118,11 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_MAX_UPLOAD_SIZE", default_value = "5TiB")]
     pub max_upload_size: ByteSize,
 
+    /// Storage quota of each new account (e.g. 10GiB); unset: unlimited.
+    /// Every revision, the trash and unfinished uploads count.
+    #[arg(long, env = "STOWAGE_DEFAULT_QUOTA")]
+    pub default_quota: Option<ByteSize>,
+
     /// Requests to /api/v1/auth/* per client IP (N/s, N/min or N/h).
     #[arg(long, env = "STOWAGE_RATE_LIMIT_AUTH", default_value = "30/min")]
     pub rate_limit_auth: Rate,

@@ -141,7 +141,10 @@ impl Application {
         };
 
         let hasher = PasswordHasher::new(settings.pbkdf2_rounds)?;
-        let accounts = web::Data::new(Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret)));
+        let accounts = web::Data::new(
+            Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret))
+                .with_default_quota(settings.default_quota.map(|q| q.0)),
+        );
         let limits = web::Data::new(RateLimits::new(
             settings.rate_limit_auth,
             settings.rate_limit_api,

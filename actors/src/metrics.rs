@@ -22,6 +22,7 @@ pub const STORAGE_REQUESTS_TOTAL: &str = "stowage_storage_requests_total";
 pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_duration_seconds";
 pub const CIRCUIT_OPEN: &str = "stowage_circuit_open";
 pub const OUTBOX_BACKLOG: &str = "stowage_outbox_backlog";
+pub const QUOTA_REJECTIONS_TOTAL: &str = "stowage_quota_rejections_total";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -116,6 +117,11 @@ pub fn describe() {
         "Domain events written but not yet published (as of the outbox relay's last pass)"
     );
     metrics::gauge!(OUTBOX_BACKLOG).set(0.0);
+    describe_counter!(
+        QUOTA_REJECTIONS_TOTAL,
+        Unit::Count,
+        "Uploads refused with 413 quota_exceeded, by kind (direct, multipart, tus)"
+    );
     // Closed label sets start at zero, so dashboards and alerts see every
     // series before the first event happens.
     for actor in ["ingest", "janitor", "outbox", "upload_session"] {
@@ -140,6 +146,7 @@ pub fn describe() {
         metrics::counter!(RATE_LIMITED_TOTAL, "scope" => scope).increment(0);
     }
     for kind in ["direct", "multipart", "tus"] {
+        metrics::counter!(QUOTA_REJECTIONS_TOTAL, "kind" => kind).increment(0);
         metrics::counter!(UPLOAD_BYTES_TOTAL, "kind" => kind).increment(0);
         metrics::counter!(UPLOADS_COMPLETED_TOTAL, "kind" => kind).increment(0);
     }

@@ -309,6 +309,11 @@ impl From<FileError> for ApiError {
             FileError::TrashedWithFolder(_) => {
                 Self::new(StatusCode::CONFLICT, "trashed_with_folder", detail)
             }
+            FileError::QuotaExceeded { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "quota_exceeded",
+                format!("{detail}; delete files (and empty the trash) or ask for a larger quota"),
+            ),
             FileError::TooLarge { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "file_too_large",

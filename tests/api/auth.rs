@@ -55,7 +55,10 @@ async fn signup_returns_a_session_and_me_shows_the_account(stack: Stack) {
     assert_eq!(me["email"], "Ada.Lovelace@Example.com");
     assert_eq!(me["display_name"], "Ada");
     assert_eq!(me["created_at"], session["user"]["created_at"]);
-    assert_eq!(me["usage"], json!({"files": 0, "bytes": 0}));
+    assert_eq!(
+        me["usage"],
+        json!({"files": 0, "bytes": 0, "reserved_bytes": 0})
+    );
     assert!(me.get("quota_bytes").is_some());
 
     // Without a display name, the part before the '@' is used.

@@ -619,5 +619,9 @@ async fn me_reports_usage_of_available_files(stack: Stack) {
         .json()
         .await
         .unwrap();
-    assert_eq!(me["usage"], json!({"files": 2, "bytes": 1234}));
+    // The pending upload's declared size is reserved.
+    assert_eq!(
+        me["usage"],
+        json!({"files": 2, "bytes": 1234, "reserved_bytes": 5000})
+    );
 }

@@ -19,6 +19,7 @@ mod multipart;
 mod ops;
 mod outbox;
 mod process;
+mod quotas;
 mod sharing;
 mod trash;
 mod tus;

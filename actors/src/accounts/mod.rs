@@ -56,11 +56,24 @@ pub struct Accounts {
     db: DatabaseConnection,
     hasher: PasswordHasher,
     keys: TokenKeys,
+    /// The quota of a new account, in bytes; `None`: unlimited.
+    default_quota: Option<u64>,
 }
 
 impl Accounts {
     pub fn new(db: DatabaseConnection, hasher: PasswordHasher, keys: TokenKeys) -> Self {
-        Self { db, hasher, keys }
+        Self {
+            db,
+            hasher,
+            keys,
+            default_quota: None,
+        }
+    }
+
+    /// New accounts get this quota (`STOWAGE_DEFAULT_QUOTA`).
+    pub fn with_default_quota(mut self, bytes: Option<u64>) -> Self {
+        self.default_quota = bytes;
+        self
     }
 
     #[tracing::instrument(skip_all)]
@@ -85,7 +98,9 @@ impl Accounts {
             email_key: Set(new.email.key().to_owned()),
             display_name: Set(display_name),
             password_hash: Set(password_hash),
-            quota_bytes: Set(None),
+            quota_bytes: Set(self
+                .default_quota
+                .map(|q| i64::try_from(q).unwrap_or(i64::MAX))),
             created_at: Set(at),
             updated_at: Set(at),
         };

@@ -26,6 +26,15 @@ pub enum FileError {
     TrashedWithFolder(uuid::Uuid),
     #[error("an item named {0:?} already exists in that folder")]
     NameTaken(String),
+    #[error(
+        "{requested} more bytes do not fit the owner's quota of {quota} bytes: {stored} are stored (the trash included) and {reserved} reserved by unfinished uploads"
+    )]
+    QuotaExceeded {
+        requested: u64,
+        stored: u64,
+        reserved: u64,
+        quota: u64,
+    },
     #[error("{size} bytes is more than the {max} bytes allowed")]
     TooLarge { size: u64, max: u64 },
     /// The caller may see the file but not do this to it.

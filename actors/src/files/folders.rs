@@ -8,7 +8,6 @@ use stowage_entity::shares;
 use uuid::Uuid;
 
 use super::access::access_item;
-use super::tree::lock_tree;
 use super::{Action, Cursor, FileError, FileView, Files, ListQuery, Page, Role, insert_file, list};
 use crate::domain::{FileName, ValidationError};
 use crate::time::now;
@@ -73,6 +72,7 @@ impl Files {
             revision: Set(1),
         };
         let txn = self.db.begin().await?;
+        super::reserve(&txn, place.owner, 0, "folder").await?;
         enter(&txn, &place).await?;
         let folder = insert_file(&txn, row, new.name.as_str()).await?;
         txn.commit().await?;
@@ -230,14 +230,13 @@ pub(crate) async fn placement(
 /// The content type folders carry (never served: a folder has no bytes).
 pub const FOLDER_TYPE: &str = "inode/directory";
 
-/// Inside a new item's transaction: a folder to put it in must still be
-/// live once the owner's tree is held (no item lands in a folder that is
-/// on its way to the trash).
+/// Inside a new item's transaction, once [`reserve`](super::reserve) holds
+/// the owner's tree: a folder to put it in must still be live (no item
+/// lands in a folder that is on its way to the trash).
 pub(crate) async fn enter(txn: &impl ConnectionTrait, place: &Placement) -> Result<(), FileError> {
     let Some(parent) = place.parent else {
         return Ok(());
     };
-    lock_tree(txn, place.owner).await?;
     files::Entity::find_by_id(parent)
         .filter(files::Column::DeletedAt.is_null())
         .filter(files::Column::Kind.eq(ItemKind::Folder))

@@ -10,6 +10,7 @@ mod error;
 mod folders;
 mod lifecycle;
 pub mod list;
+mod quota;
 mod shortcut;
 mod tree;
 
@@ -20,8 +21,8 @@ use chrono::{DateTime, Utc};
 use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    Set, TransactionTrait,
 };
 use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
@@ -38,6 +39,8 @@ pub(crate) use lifecycle::{
     insert_file, mark_available, mark_available_in, pending_file, verify_object,
 };
 pub use list::{Cursor, ListQuery, Sort, View};
+pub use quota::{Room, Taken};
+pub(crate) use quota::{refused as quota_refused, reserve, room};
 
 use crate::domain::{ContentType, FileName, ObjectKey, Sha256Hex, ValidationError};
 use crate::events::EventBus;
@@ -110,8 +113,12 @@ pub struct Page {
 /// How much a user stores.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Live, available files.
     pub files: u64,
+    /// Stored bytes, the trash included.
     pub bytes: u64,
+    /// Bytes reserved by unfinished uploads.
+    pub reserved_bytes: u64,
 }
 
 #[derive(Clone)]
@@ -175,6 +182,21 @@ impl Files {
         places.sort_by_key(|p| (p.owner, p.parent));
         let at = now();
         let txn = self.db.begin().await?;
+        // Each owner's bytes are reserved at once, owners in order.
+        let mut owners: Vec<Uuid> = places.iter().map(|p| p.owner).collect();
+        owners.dedup();
+        for owner in owners {
+            let bytes = uploads
+                .iter()
+                .filter(|u| {
+                    places
+                        .iter()
+                        .any(|p| p.parent == u.parent && p.owner == owner)
+                })
+                .map(|u| u.size)
+                .sum();
+            reserve(&txn, owner, bytes, "direct").await?;
+        }
         for place in &places {
             enter(&txn, place).await?;
         }
@@ -355,29 +377,22 @@ impl Files {
         Ok(Page { items, next_cursor })
     }
 
-    /// Live, available files the user owns, and their bytes.
+    /// What the user stores: their live files, and the bytes that count
+    /// toward their quota (stored, the trash included, and reserved).
     pub async fn usage(&self, owner: Uuid) -> Result<Usage, FileError> {
-        #[derive(FromQueryResult)]
-        struct Row {
-            files: i64,
-            bytes: Option<i64>,
-        }
-        let row = files::Entity::find()
-            .select_only()
-            .column_as(files::Column::Id.count(), "files")
-            // PostgreSQL sums bigints as numeric: bring it back to bigint.
-            .column_as(files::Column::Size.sum().cast_as("BIGINT"), "bytes")
+        let files = files::Entity::find()
             .filter(files::Column::OwnerId.eq(owner))
             .filter(files::Column::Kind.eq(ItemKind::File))
             .filter(files::Column::DeletedAt.is_null())
             .filter(files::Column::Status.eq(FileStatus::Available))
-            .into_model::<Row>()
-            .one(&self.db)
+            .count(&self.db)
             .await?;
-        Ok(row.map_or_else(Usage::default, |r| Usage {
-            files: u64::try_from(r.files).unwrap_or(0),
-            bytes: u64::try_from(r.bytes.unwrap_or(0)).unwrap_or(0),
-        }))
+        let taken = quota::taken(&self.db, owner).await?;
+        Ok(Usage {
+            files,
+            bytes: taken.stored,
+            reserved_bytes: taken.reserved,
+        })
     }
 
     /// The caller's view of a live file; `NotFound` for anyone who may not see it.

@@ -126,20 +126,28 @@ pub(crate) async fn trash(
 }
 
 /// Structural changes to one owner's tree (creating in a folder, moving,
-/// trashing, restoring) go one at a time: each transaction writes the
-/// owner's row first. On PostgreSQL that row lock orders them, and every
-/// later statement sees what the one before committed; on SQLite the
-/// write takes the database's write lock up front. Without it, a file
-/// could land in a folder being trashed, or two moves could make a cycle.
-pub(crate) async fn lock_tree(db: &impl ConnectionTrait, owner: Uuid) -> Result<bool, DbErr> {
-    let result = db
-        .execute_raw(statement(
+/// trashing, restoring) and reservations against their quota go one at a
+/// time: each transaction writes the owner's row first. On PostgreSQL that
+/// row lock orders them, and every later statement sees what the one
+/// before committed; on SQLite the write takes the database's write lock
+/// up front. Without it, a file could land in a folder being trashed, two
+/// moves could make a cycle, or two uploads could both take the last of a
+/// quota. Returns the owner's quota (`None`: unlimited, or no such user).
+pub(crate) async fn lock_tree(
+    db: &impl ConnectionTrait,
+    owner: Uuid,
+) -> Result<Option<i64>, DbErr> {
+    let row = db
+        .query_one_raw(statement(
             db.get_database_backend(),
-            "UPDATE users SET updated_at = updated_at WHERE id = ?",
+            "UPDATE users SET updated_at = updated_at WHERE id = ? RETURNING quota_bytes",
             vec![owner.into()],
         ))
         .await?;
-    Ok(result.rows_affected() == 1)
+    Ok(row
+        .map(|r| r.try_get::<Option<i64>>("", "quota_bytes"))
+        .transpose()?
+        .flatten())
 }
 
 #[cfg(test)]

@@ -34,7 +34,7 @@ pub use headers::{Checksum, Metadata};
 
 use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, enter, insert_file, pending_file, placement};
+use crate::files::{FileError, Room, enter, insert_file, pending_file, placement, reserve, room};
 use crate::storage::{Stand, Storage, StorageError};
 use crate::time::now;
 use crate::uploads::PartPlan;
@@ -239,6 +239,7 @@ impl Tus {
             None => None,
         };
         let txn = inner.db.begin().await?;
+        reserve(&txn, place.owner, new.length.unwrap_or(0), "tus").await?;
         enter(&txn, &place).await?;
         insert_file(
             &txn,
@@ -357,23 +358,31 @@ impl Tus {
             }
             (None, None) => None,
         };
-        let limit = length.unwrap_or(inner.max_upload_size);
+        // A length not known yet reserves nothing: what the owner's quota
+        // has room for bounds it, request by request.
+        let room = match length {
+            Some(_) => None,
+            None => room(&inner.db, file.owner_id).await?,
+        };
+        let limit = match (length, room) {
+            (Some(l), _) => l,
+            // Its bytes so far are not reserved: the whole upload must fit.
+            (None, Some(room)) => Ord::min(inner.max_upload_size, room.left),
+            (None, None) => inner.max_upload_size,
+        };
         if let Some(n) = req.content_length
             && req.offset.saturating_add(n) > limit
         {
             return Err(match length {
                 Some(length) => TusError::PastLength { length },
-                None => TusError::TooLarge {
-                    size: req.offset.saturating_add(n),
-                    max: limit,
-                },
+                None => past_limit(req.offset.saturating_add(n), limit, room),
             });
         }
         self.take_lease(&session).await?;
         if session.size.is_none()
             && let Some(l) = length
         {
-            self.declare_length(&mut session, l).await?;
+            self.declare_length(&mut session, file.owner_id, l).await?;
         }
         let incoming = write::Incoming {
             checksum: req.checksum.as_ref().map(Checksum::hasher),
@@ -388,7 +397,10 @@ impl Tus {
         };
         let result = self.write(&session, &file, incoming, body).await;
         self.drop_lease(id).await;
-        let (session, sink) = result?;
+        let (session, sink) = result.map_err(|e| match e {
+            TusError::TooLarge { size, max } if length.is_none() => past_limit(size, max, room),
+            other => other,
+        })?;
         if let Some(sink) = sink {
             hold.park(sink);
         }
@@ -504,10 +516,13 @@ impl Tus {
     async fn declare_length(
         &self,
         session: &mut upload_sessions::Model,
+        owner: Uuid,
         length: u64,
     ) -> Result<(), TusError> {
         let inner = &self.inner;
         let txn = inner.db.begin().await?;
+        // The length becomes a reservation, against the file owner's quota.
+        reserve(&txn, owner, length, "tus").await?;
         let set = upload_sessions::Entity::update_many()
             .col_expr(upload_sessions::Column::Size, Expr::value(length as i64))
             .filter(upload_sessions::Column::Id.eq(session.id))
@@ -525,6 +540,25 @@ impl Tus {
         txn.commit().await?;
         session.size = Some(length as i64);
         Ok(())
+    }
+}
+
+/// A deferred-length upload would pass `limit`: its owner's quota, when
+/// that is what set the limit (413 `quota_exceeded`), else the largest
+/// file allowed.
+fn past_limit(size: u64, limit: u64, room: Option<Room>) -> TusError {
+    match room {
+        Some(room) if limit == room.left => {
+            crate::files::quota_refused("tus");
+            FileError::QuotaExceeded {
+                requested: size,
+                stored: room.taken.stored,
+                reserved: room.taken.reserved,
+                quota: room.quota,
+            }
+            .into()
+        }
+        _ => TusError::TooLarge { size, max: limit },
     }
 }
 

@@ -22,7 +22,7 @@ use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
     FileError, FileView, Role, enter, insert_file, mark_available, pending_file, placement,
-    verify_object,
+    reserve, verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
 use crate::time::now;
@@ -200,7 +200,10 @@ impl Uploads {
             .await?;
         let txn = self.db.begin().await?;
         let file = pending_file(id, &place, &new.name, new.size, &new.content_type, None, at);
-        let entered = enter(&txn, &place).await;
+        let entered = match reserve(&txn, place.owner, new.size, "multipart").await {
+            Ok(()) => enter(&txn, &place).await,
+            Err(e) => Err(e),
+        };
         let inserted = match entered {
             Ok(()) => insert_file(&txn, file, new.name.as_str()).await,
             Err(e) => Err(e),

@@ -15,8 +15,10 @@ use crate::http::error::{ApiError, Problem};
 pub struct UsageBody {
     /// Live files the user owns.
     pub files: u64,
-    /// Their total size in bytes.
+    /// Stored bytes: every file, the trash included.
     pub bytes: u64,
+    /// Bytes reserved by unfinished uploads.
+    pub reserved_bytes: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,7 +28,7 @@ pub struct MeBody {
     pub display_name: String,
     pub created_at: DateTime<Utc>,
     pub usage: UsageBody,
-    /// `null`: no quota.
+    /// `null`: no quota. Stored and reserved bytes together stay within it.
     pub quota_bytes: Option<i64>,
 }
 
@@ -48,6 +50,7 @@ pub async fn me(
         usage: UsageBody {
             files: usage.files,
             bytes: usage.bytes,
+            reserved_bytes: usage.reserved_bytes,
         },
         quota_bytes: user.quota_bytes,
     }))
