@@ -17,6 +17,7 @@ use stowage_actors::events::EventBus;
 use stowage_actors::files::Files;
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
+use stowage_actors::links::{Links, UnlockKey};
 use stowage_actors::outbox::{OutboxRelayActor, Relay};
 use stowage_actors::sharing::Sharing;
 use stowage_actors::storage::signing::UrlSigner;
@@ -141,6 +142,12 @@ impl Application {
         };
 
         let hasher = PasswordHasher::new(settings.pbkdf2_rounds)?;
+        let links = web::Data::new(Links::new(
+            conn.clone(),
+            files.clone(),
+            hasher.clone(),
+            UnlockKey::derive(&secret),
+        ));
         let accounts = web::Data::new(
             Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret))
                 .with_default_quota(settings.default_quota.map(|q| q.0)),
@@ -197,6 +204,7 @@ impl Application {
                 .app_data(uploads.clone())
                 .app_data(tus.clone())
                 .app_data(sharing.clone())
+                .app_data(links.clone())
                 .app_data(bus.clone())
                 .app_data(storage.clone())
                 .app_data(base.clone())

@@ -23,6 +23,7 @@ pub const STORAGE_REQUEST_DURATION_SECONDS: &str = "stowage_storage_request_dura
 pub const CIRCUIT_OPEN: &str = "stowage_circuit_open";
 pub const OUTBOX_BACKLOG: &str = "stowage_outbox_backlog";
 pub const QUOTA_REJECTIONS_TOTAL: &str = "stowage_quota_rejections_total";
+pub const LINK_DOWNLOADS_TOTAL: &str = "stowage_link_downloads_total";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -122,6 +123,12 @@ pub fn describe() {
         Unit::Count,
         "Uploads refused with 413 quota_exceeded, by kind (direct, multipart, tus)"
     );
+    describe_counter!(
+        LINK_DOWNLOADS_TOTAL,
+        Unit::Count,
+        "Downloads through share links (each redirect to a signed URL)"
+    );
+    metrics::counter!(LINK_DOWNLOADS_TOTAL).increment(0);
     // Closed label sets start at zero, so dashboards and alerts see every
     // series before the first event happens.
     for actor in ["ingest", "janitor", "outbox", "upload_session"] {

@@ -2,6 +2,7 @@
 //! rules about them live in `stowage-actors`, the schema in `stowage-migration`.
 
 pub mod files;
+pub mod links;
 pub mod login_sessions;
 pub mod outbox;
 pub mod outbox_relay;

@@ -12,6 +12,7 @@ mod m20261121_000004_rate_limits;
 mod m20261121_000005_tus;
 mod m20261202_000006_outbox;
 mod m20261202_000007_folders;
+mod m20261202_000008_links;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261121_000005_tus::Migration),
             Box::new(m20261202_000006_outbox::Migration),
             Box::new(m20261202_000007_folders::Migration),
+            Box::new(m20261202_000008_links::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use stowage_actors::accounts::{AccountError, AuthError};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::FileError;
+use stowage_actors::links::LinkError;
 use stowage_actors::storage::StorageError;
 use stowage_actors::tus::TusError;
 use stowage_actors::uploads::UploadError;
@@ -359,6 +360,32 @@ impl From<FileError> for ApiError {
             ),
             FileError::Storage(e) => e.into(),
             FileError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<LinkError> for ApiError {
+    fn from(e: LinkError) -> Self {
+        let detail = e.to_string();
+        match e {
+            LinkError::NotFound => Self::not_found("link_not_found", detail),
+            LinkError::Expired => Self::new(StatusCode::GONE, "link_expired", detail),
+            LinkError::Exhausted => Self::new(StatusCode::GONE, "link_exhausted", detail),
+            LinkError::PasswordRequired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "link_password_required",
+                format!(
+                    "{detail}: send it as the Link-Password header, or POST it to /s/{{token}}/unlock"
+                ),
+            ),
+            LinkError::PasswordInvalid => {
+                Self::new(StatusCode::UNAUTHORIZED, "link_password_invalid", detail)
+            }
+            LinkError::UploadOnly => Self::not_found(
+                "link_not_found",
+                format!("{detail}; upload through /s/{{token}}/tus"),
+            ),
+            LinkError::File(e) => e.into(),
         }
     }
 }

@@ -26,7 +26,8 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use self::routes::{
-    account, auth as auth_routes, blobs, files, folders, multipart, ops, shares, tus, uploads,
+    account, auth as auth_routes, blobs, files, folders, links, multipart, ops, shares, tus,
+    uploads,
 };
 
 /// JSON bodies of the auth routes are small.
@@ -143,6 +144,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(folders::unshare)),
                 )
                 .service(web::resource("/resolve").route(web::get().to(folders::resolve)))
+                .service(
+                    web::resource("/files/{id}/links")
+                        .route(web::post().to(links::create_for_file))
+                        .route(web::get().to(links::list_for_file)),
+                )
+                .service(
+                    web::resource("/folders/{id}/links")
+                        .route(web::post().to(links::create_for_folder))
+                        .route(web::get().to(links::list_for_folder)),
+                )
+                .service(web::resource("/links/{id}").route(web::delete().to(links::revoke)))
                 .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
                 .service(
                     web::resource("/files/{id}/download-url")
@@ -163,7 +175,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/openapi.json").route(web::get().to(ops::openapi))),
         )
-        .service(web::resource("/public/{token}").route(web::get().to(files::public)));
+        .service(web::resource("/public/{token}").route(web::get().to(files::public)))
+        .service(web::resource("/s/{token}").route(web::get().to(links::get)))
+        .service(web::resource("/s/{token}/items/{id}").route(web::get().to(links::get_item)))
+        .service(web::resource("/s/{token}/unlock").route(web::post().to(links::unlock)));
 }
 
 /// The local store's signed URLs, served when it is the store.

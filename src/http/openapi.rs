@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, folders, multipart, ops, shares, tus, uploads};
+use super::routes::{account, auth, files, folders, links, multipart, ops, shares, tus, uploads};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,6 +58,11 @@ use super::routes::{account, auth, files, folders, multipart, ops, shares, tus, 
         folders::share,
         folders::shares,
         folders::unshare,
+        links::create_for_file,
+        links::list_for_file,
+        links::create_for_folder,
+        links::list_for_folder,
+        links::revoke,
         ops::openapi,
     ),
     modifiers(&BearerAuth, &ProblemResponses),
@@ -68,6 +73,7 @@ use super::routes::{account, auth, files, folders, multipart, ops, shares, tus, 
         (name = "files", description = "Reading, listing, changing and downloading files"),
         (name = "sharing", description = "Shares and shortcuts"),
         (name = "folders", description = "Folders: the tree, paths, moves, folder shares"),
+        (name = "links", description = "Share links: /s/{token} for anyone who has one"),
         (name = "meta", description = "This description"),
     )
 )]

@@ -64,9 +64,16 @@ pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
     (path.starts_with("/api/v1/") && !moves_bytes).then_some(Scope::Api)
 }
 
+/// Password attempts on one share link, from anyone.
+pub const LINK_PASSWORD_RATE: Rate = Rate {
+    count: 10,
+    per: Duration::from_secs(60),
+};
+
 pub struct RateLimits {
     auth: DefaultKeyedRateLimiter<IpAddr>,
     api: DefaultKeyedRateLimiter<Subject>,
+    links: DefaultKeyedRateLimiter<Uuid>,
     clock: DefaultClock,
     rates: (Rate, Rate),
     /// PostgreSQL: the shared budgets.
@@ -80,6 +87,7 @@ impl RateLimits {
         Self {
             auth: DefaultKeyedRateLimiter::keyed(quota(auth)),
             api: DefaultKeyedRateLimiter::keyed(quota(api)),
+            links: DefaultKeyedRateLimiter::keyed(quota(LINK_PASSWORD_RATE)),
             clock: DefaultClock::default(),
             rates: (auth, api),
             shared,
@@ -120,6 +128,24 @@ impl RateLimits {
         })
     }
 
+    /// Spends one password attempt on `link` (whoever makes it, so that
+    /// no number of addresses guesses faster); `Err` holds the seconds to wait.
+    pub async fn link_attempt(&self, link: Uuid) -> Result<(), u64> {
+        if let Some(db) = &self.shared {
+            return match shared_check(db, &format!("link:{link}"), LINK_PASSWORD_RATE).await {
+                Ok(verdict) => verdict,
+                Err(e) => {
+                    tracing::warn!(error = %e, "shared rate limit unavailable; attempt allowed");
+                    Ok(())
+                }
+            };
+        }
+        self.links.check_key(&link).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+
     /// Forgets subjects whose budget is full again, bounding memory (and
     /// the shared table).
     pub async fn prune(&self) {
@@ -127,6 +153,8 @@ impl RateLimits {
         self.auth.shrink_to_fit();
         self.api.retain_recent();
         self.api.shrink_to_fit();
+        self.links.retain_recent();
+        self.links.shrink_to_fit();
         let Some(db) = &self.shared else {
             return;
         };

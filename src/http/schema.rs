@@ -23,6 +23,22 @@ pub enum FolderType {
     Folder,
 }
 
+/// What a link points at.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum ItemType {
+    File,
+    Folder,
+}
+
+/// What a link lets its holder do.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+pub enum LinkMode {
+    View,
+    Upload,
+}
+
 /// The role a share gives.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]

@@ -37,7 +37,7 @@ impl Files {
         Ok(self.signed_download(&file, disposition).await?.0)
     }
 
-    async fn signed_download(
+    pub(crate) async fn signed_download(
         &self,
         file: &files::Model,
         disposition: Disposition,

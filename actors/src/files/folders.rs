@@ -100,6 +100,20 @@ impl Files {
                 (view.file.owner_id, view.role)
             }
         };
+        self.list_children(owner, folder, role, Some(caller), query)
+            .await
+    }
+
+    /// A page of children of `owner`'s `folder` for someone in `role` there
+    /// (`caller: None` behind a share link: no shares of their own).
+    pub(crate) async fn list_children(
+        &self,
+        owner: Uuid,
+        folder: Option<Uuid>,
+        role: Role,
+        caller: Option<Uuid>,
+        query: &ListQuery,
+    ) -> Result<Page, FileError> {
         let select = |kind: ItemKind| {
             let mut s = files::Entity::find()
                 .filter(files::Column::OwnerId.eq(owner))
@@ -140,7 +154,10 @@ impl Files {
         let next_cursor = more
             .then(|| rows.last().map(|f| Cursor::after(query.sort, f).encode()))
             .flatten();
-        let items = self.with_roles(caller, role, rows).await?;
+        let items = match caller {
+            Some(caller) => self.with_roles(caller, role, rows).await?,
+            None => rows.into_iter().map(|f| FileView::new(f, role)).collect(),
+        };
         Ok(Page { items, next_cursor })
     }
 

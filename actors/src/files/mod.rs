@@ -41,6 +41,7 @@ pub(crate) use lifecycle::{
 pub use list::{Cursor, ListQuery, Sort, View};
 pub use quota::{Room, Taken};
 pub(crate) use quota::{refused as quota_refused, reserve, room};
+pub(crate) use tree::is_within as is_below;
 
 use crate::domain::{ContentType, FileName, ObjectKey, Sha256Hex, ValidationError};
 use crate::events::EventBus;

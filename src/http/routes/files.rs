@@ -350,7 +350,7 @@ pub struct DownloadParams {
 }
 
 impl DownloadParams {
-    fn disposition(&self) -> Result<Disposition, ValidationError> {
+    pub(crate) fn disposition(&self) -> Result<Disposition, ValidationError> {
         self.disposition
             .as_deref()
             .map(Disposition::parse)

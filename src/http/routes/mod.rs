@@ -3,6 +3,7 @@ pub mod auth;
 pub mod blobs;
 pub mod files;
 pub mod folders;
+pub mod links;
 pub mod multipart;
 pub mod ops;
 pub mod shares;
