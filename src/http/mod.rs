@@ -26,7 +26,7 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use self::routes::{
-    account, auth as auth_routes, blobs, files, folders, links, multipart, ops, shares, tus,
+    account, auth as auth_routes, blobs, drop, files, folders, links, multipart, ops, shares, tus,
     uploads,
 };
 
@@ -178,7 +178,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/public/{token}").route(web::get().to(files::public)))
         .service(web::resource("/s/{token}").route(web::get().to(links::get)))
         .service(web::resource("/s/{token}/items/{id}").route(web::get().to(links::get_item)))
-        .service(web::resource("/s/{token}/unlock").route(web::post().to(links::unlock)));
+        .service(web::resource("/s/{token}/unlock").route(web::post().to(links::unlock)))
+        .service(
+            web::resource("/s/{token}/tus")
+                .route(web::method(actix_web::http::Method::OPTIONS).to(tus::options))
+                .route(web::post().to(drop::create)),
+        )
+        .service(
+            web::resource("/s/{token}/tus/{id}")
+                .route(web::method(actix_web::http::Method::OPTIONS).to(tus::options))
+                .route(web::head().to(drop::head))
+                .route(web::patch().to(drop::patch)),
+        );
 }
 
 /// The local store's signed URLs, served when it is the store.

@@ -56,7 +56,9 @@ impl Scope {
 /// anything but `/`, `%` and `+` decoded), so that no spelling of a route's
 /// path reaches the route without passing here under the same name.
 pub fn scope_of(method: &Method, path: &str) -> Option<Scope> {
-    if path.starts_with("/api/v1/auth/") {
+    // Anonymous work behind share links (unlocking, starting a drop-folder
+    // upload) spends the client address's budget, as signing in does.
+    if path.starts_with("/api/v1/auth/") || (path.starts_with("/s/") && method == Method::POST) {
         return Some(Scope::Auth);
     }
     let moves_bytes =

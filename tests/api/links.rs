@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::helpers::{Stack, TestApp, User, assert_problem, spawn_app};
+use crate::helpers::{Stack, TestApp, User, assert_problem, spawn_app, spawn_app_with};
 
 crate::on_both_stacks!(
     a_password_link_with_one_download_serves_it_once,
@@ -16,6 +16,7 @@ crate::on_both_stacks!(
     unlock_sets_a_cookie_that_opens_that_link_only,
     password_guesses_are_limited_per_link,
     links_are_their_owners_alone,
+    a_drop_folder_takes_uploads_from_anyone_for_its_owner,
 );
 
 async fn link(app: &TestApp, user: &User, what: &str, id: &str, body: Value) -> Response {
@@ -476,4 +477,148 @@ async fn a_one_download_link_raced_on_three_instances_serves_once() {
             "round {round}: {statuses:?}"
         );
     }
+}
+
+/// A tus request to a drop link, with no token.
+async fn drop_tus(
+    app: &TestApp,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) -> Response {
+    let mut req = app
+        .client
+        .request(method, url)
+        .header("Tus-Resumable", "1.0.0");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.body(body).send().await.unwrap()
+}
+
+async fn a_drop_folder_takes_uploads_from_anyone_for_its_owner(stack: Stack) {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let app = spawn_app_with(stack, &[("--default-quota", "100")]).await;
+    let owner = app.new_user().await;
+    let inbox = mkdir(&app, &owner, "Inbox", None).await;
+    upload_into(&app, &owner, &inbox, "report.pdf", b"mine").await;
+    let drop = make_link(&app, &owner, "folders", &inbox, json!({"mode": "upload"})).await;
+    let tus_url = format!("{}/tus", drop["url"].as_str().unwrap());
+    let meta = format!("filename {}", b64("report.pdf"));
+
+    // Creation with upload: the owner's file, renamed past the clash.
+    let res = drop_tus(
+        &app,
+        reqwest::Method::POST,
+        &tus_url,
+        &[
+            ("Upload-Length", "5".into()),
+            ("Upload-Metadata", meta.clone()),
+            ("Content-Type", "application/offset+octet-stream".into()),
+        ],
+        b"first".to_vec(),
+    )
+    .await;
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&tus_url), "{location}");
+    // Chunked: created, then PATCHed and HEADed through the link.
+    let res = drop_tus(
+        &app,
+        reqwest::Method::POST,
+        &tus_url,
+        &[
+            ("Upload-Length", "6".into()),
+            ("Upload-Metadata", meta.clone()),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let second = res.headers()["location"].to_str().unwrap().to_owned();
+    let res = drop_tus(
+        &app,
+        reqwest::Method::PATCH,
+        &second,
+        &[
+            ("Upload-Offset", "0".into()),
+            ("Content-Type", "application/offset+octet-stream".into()),
+        ],
+        b"second".to_vec(),
+    )
+    .await;
+    assert_eq!(res.status(), 204, "{:?}", res.text().await);
+    let res = drop_tus(&app, reqwest::Method::HEAD, &second, &[], Vec::new()).await;
+    assert_eq!(res.headers()["upload-offset"], "6");
+
+    let page: Value = app
+        .get_authed(
+            &format!("/api/v1/folders/{inbox}/children"),
+            &owner.access_token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<(&str, &str)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["name"].as_str().unwrap(), i["owner_id"].as_str().unwrap()))
+        .collect();
+    let me = owner.id.as_str();
+    assert_eq!(
+        names,
+        [
+            ("report (1).pdf", me),
+            ("report (2).pdf", me),
+            ("report.pdf", me)
+        ]
+    );
+    let id = page["items"][1]["id"].as_str().unwrap();
+    assert_eq!(app.download(&owner.access_token, id).await, b"second");
+    // It lists nothing, and its uploads are the link's alone.
+    assert_problem(
+        open(&app, drop["url"].as_str().unwrap(), &[]).await,
+        404,
+        "link_not_found",
+    )
+    .await;
+    let view = make_link(&app, &owner, "folders", &inbox, json!({})).await;
+    let upload_id = second.rsplit('/').next().unwrap();
+    let elsewhere = format!("{}/tus/{upload_id}", view["url"].as_str().unwrap());
+    let res = drop_tus(&app, reqwest::Method::HEAD, &elsewhere, &[], Vec::new()).await;
+    assert_eq!(res.status(), 404);
+    // The owner's quota holds: 4 + 5 + 6 of 100 are used.
+    let res = drop_tus(
+        &app,
+        reqwest::Method::POST,
+        &tus_url,
+        &[
+            ("Upload-Length", "86".into()),
+            ("Upload-Metadata", meta.clone()),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(res.status(), 413);
+    // Revoked: nothing more comes in.
+    let res = app
+        .delete_authed(
+            &format!("/api/v1/links/{}", drop["id"].as_str().unwrap()),
+            &owner.access_token,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    let res = drop_tus(
+        &app,
+        reqwest::Method::POST,
+        &tus_url,
+        &[("Upload-Length", "1".into()), ("Upload-Metadata", meta)],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(res.status(), 404);
 }

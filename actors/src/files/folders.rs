@@ -2,6 +2,7 @@
 //! share one namespace per parent. Creating, reading, listing children
 //! (folders first), resolving a path, and where an item may be put.
 
+use sea_orm::sea_query::ExprTrait;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
 use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use stowage_entity::shares;
@@ -263,6 +264,63 @@ pub(crate) async fn enter(txn: &impl ConnectionTrait, place: &Placement) -> Resu
     Ok(())
 }
 
+/// Inside a new item's transaction, with the owner's tree held: `name`
+/// if it is free in `place`, else the first free `stem (n).ext` (how a
+/// drop folder keeps every upload).
+pub(crate) async fn free_name(
+    txn: &impl ConnectionTrait,
+    place: &Placement,
+    name: FileName,
+) -> Result<FileName, FileError> {
+    let in_place = || {
+        let s = files::Entity::find()
+            .filter(files::Column::OwnerId.eq(place.owner))
+            .filter(files::Column::DeletedAt.is_null());
+        match place.parent {
+            None => s.filter(files::Column::ParentId.is_null()),
+            Some(p) => s.filter(files::Column::ParentId.eq(p)),
+        }
+    };
+    let taken = in_place()
+        .filter(files::Column::Name.eq(name.as_str()))
+        .one(txn)
+        .await?
+        .is_some();
+    if !taken {
+        return Ok(name);
+    }
+    let (stem, ext) = split_extension(name.as_str());
+    let prefix = format!("{stem} (");
+    let escaped = prefix
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    let siblings: std::collections::HashSet<String> = in_place()
+        .filter(
+            sea_orm::sea_query::Expr::col(files::Column::Name)
+                .like(sea_orm::sea_query::LikeExpr::new(format!("{escaped}%")).escape('\\')),
+        )
+        .all(txn)
+        .await?
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    (1..=siblings.len() + 1)
+        .map(|n| format!("{stem} ({n}){ext}"))
+        .find(|candidate| !siblings.contains(candidate))
+        .map(|candidate| FileName::parse(&candidate))
+        .unwrap_or_else(|| Ok(name.clone()))
+        .map_err(|_| FileError::NameTaken(name.as_str().to_owned()))
+}
+
+/// `report.pdf` → (`report`, `.pdf`); a leading dot is no extension.
+fn split_extension(name: &str) -> (&str, &str) {
+    match name.rfind('.') {
+        Some(at) if at > 0 => name.split_at(at),
+        _ => (name, ""),
+    }
+}
+
 /// `/a/b/c.pdf` → its names; each must be a valid name. One trailing `/`
 /// is allowed; empty names (`//`) are not.
 pub fn parse_path(raw: &str) -> Result<Vec<FileName>, ValidationError> {
@@ -291,6 +349,14 @@ pub fn parse_path(raw: &str) -> Result<Vec<FileName>, ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extensions_split_off_the_last_dot() {
+        assert_eq!(split_extension("report.pdf"), ("report", ".pdf"));
+        assert_eq!(split_extension("archive.tar.gz"), ("archive.tar", ".gz"));
+        assert_eq!(split_extension(".bashrc"), (".bashrc", ""));
+        assert_eq!(split_extension("README"), ("README", ""));
+    }
 
     #[test]
     fn paths_parse_into_names() {

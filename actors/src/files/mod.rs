@@ -33,7 +33,7 @@ pub use access::{Action, FileView, PERMISSIONS, Role};
 pub(crate) use access::{access, access_item};
 pub use error::FileError;
 pub use folders::{FOLDER_TYPE, MAX_PATH_SEGMENTS, NewFolder, Placement, parse_path};
-pub(crate) use folders::{enter, placement};
+pub(crate) use folders::{enter, free_name, placement};
 use lifecycle::has_expired;
 pub(crate) use lifecycle::{
     insert_file, mark_available, mark_available_in, pending_file, verify_object,

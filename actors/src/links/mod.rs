@@ -12,11 +12,14 @@ use sea_orm::{
 };
 use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::links::{self, LinkMode};
+use stowage_entity::upload_sessions;
 use uuid::Uuid;
 
 use crate::accounts::PasswordHasher;
 use crate::domain::{Disposition, ValidationError};
-use crate::files::{Action, FileError, FileView, Files, ListQuery, Page, Role, access_item};
+use crate::files::{
+    Action, FileError, FileView, Files, ListQuery, Page, Placement, Role, access_item,
+};
 use crate::time::now;
 pub use unlock::{UNLOCK_TTL, UnlockKey};
 
@@ -323,6 +326,34 @@ impl Links {
         metrics::counter!(crate::metrics::LINK_DOWNLOADS_TOTAL).increment(1);
         let (url, _) = self.files.signed_download(file, disposition).await?;
         Ok(url)
+    }
+
+    /// Where a drop folder's uploads go: into its folder, as its owner's
+    /// (on their quota). Any other link takes no uploads: 404.
+    pub fn drop_place(opened: &Opened) -> Result<Placement, LinkError> {
+        if opened.link.mode != LinkMode::Upload || opened.item.kind != ItemKind::Folder {
+            return Err(LinkError::NotFound);
+        }
+        Ok(Placement {
+            owner: opened.item.owner_id,
+            parent: Some(opened.item.id),
+            role: Role::Editor,
+        })
+    }
+
+    /// `Ok` if upload `id` is one of this drop folder's: its owner's, into
+    /// its folder. (Another upload of the owner's is not the link's to see.)
+    pub async fn check_drop_upload(&self, opened: &Opened, id: Uuid) -> Result<(), LinkError> {
+        let place = Self::drop_place(opened)?;
+        let found = upload_sessions::Entity::find_by_id(id)
+            .filter(upload_sessions::Column::OwnerId.eq(place.owner))
+            .find_also_related(files::Entity)
+            .one(&self.db)
+            .await?;
+        match found {
+            Some((_, Some(file))) if file.parent_id == place.parent => Ok(()),
+            _ => Err(LinkError::NotFound),
+        }
     }
 
     /// The file or folder behind a link, as a viewer sees it.

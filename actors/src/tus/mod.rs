@@ -34,7 +34,10 @@ pub use headers::{Checksum, Metadata};
 
 use crate::domain::{ContentType, FileName, ValidationError};
 use crate::events::EventBus;
-use crate::files::{FileError, Room, enter, insert_file, pending_file, placement, reserve, room};
+use crate::files::{
+    FileError, Placement, Room, enter, free_name, insert_file, pending_file, placement, reserve,
+    room,
+};
 use crate::storage::{Stand, Storage, StorageError};
 use crate::time::now;
 use crate::uploads::PartPlan;
@@ -204,9 +207,33 @@ impl Tus {
         self.inner.max_upload_size
     }
 
-    /// Creates the pending file and the upload session.
+    /// Creates the pending file and the upload session, in the folder the
+    /// metadata's `parent_id` names (the caller's root without one).
     #[tracing::instrument(skip_all, fields(owner_id = %owner))]
     pub async fn create(&self, owner: Uuid, new: NewUpload) -> Result<TusUpload, TusError> {
+        let parent = match new.metadata.text(&["parent_id"])? {
+            Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
+                TusError::BadHeader(
+                    "Upload-Metadata",
+                    "parent_id must be a folder id (a UUID)".to_owned(),
+                )
+            })?),
+            None => None,
+        };
+        let place = placement(&self.inner.db, owner, parent).await?;
+        self.create_in(owner, place, new, false).await
+    }
+
+    /// Creates an upload of `owner`'s (whose requests continue it) into
+    /// `place`; with `rename`, a name taken there becomes `name (1).ext`,
+    /// `name (2).ext`… instead of 409 (a drop folder's uploads).
+    pub async fn create_in(
+        &self,
+        owner: Uuid,
+        place: Placement,
+        new: NewUpload,
+        rename: bool,
+    ) -> Result<TusUpload, TusError> {
         let inner = &self.inner;
         if let Some(length) = new.length {
             self.check_size(length)?;
@@ -221,16 +248,6 @@ impl Tus {
             Some(t) if !t.is_empty() => ContentType::parse(&t)?,
             _ => ContentType::octet_stream(),
         };
-        let parent = match new.metadata.text(&["parent_id"])? {
-            Some(raw) => Some(Uuid::parse_str(raw.trim()).map_err(|_| {
-                TusError::BadHeader(
-                    "Upload-Metadata",
-                    "parent_id must be a folder id (a UUID)".to_owned(),
-                )
-            })?),
-            None => None,
-        };
-        let place = placement(&inner.db, owner, parent).await?;
         let at = now();
         // The part size a store with parts uses (fixed by the length, when
         // it is known).
@@ -241,6 +258,10 @@ impl Tus {
         let txn = inner.db.begin().await?;
         reserve(&txn, place.owner, new.length.unwrap_or(0), "tus").await?;
         enter(&txn, &place).await?;
+        let name = match rename {
+            true => free_name(&txn, &place, name).await?,
+            false => name,
+        };
         insert_file(
             &txn,
             pending_file(

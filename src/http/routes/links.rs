@@ -211,7 +211,7 @@ pub async fn revoke(
 
 /// Opens the link behind `token`: its password from the `Link-Password`
 /// header (one attempt of the link's budget) or the unlock cookie.
-async fn open(
+pub(crate) async fn open(
     req: &HttpRequest,
     links: &Links,
     limits: &RateLimits,

@@ -1,6 +1,7 @@
 pub mod account;
 pub mod auth;
 pub mod blobs;
+pub mod drop;
 pub mod files;
 pub mod folders;
 pub mod links;

@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use stowage_actors::files::Placement;
 use stowage_actors::tus::{self, Checksum, Metadata, NewUpload, PatchRequest, Tus, TusUpload};
 use uuid::Uuid;
 
@@ -64,7 +65,31 @@ pub async fn create(
     base: web::Data<PublicBase>,
     body: web::Payload,
 ) -> HttpResponse {
-    let owner = auth.0.user_id;
+    let at = format!("{}/api/v1/tus", base.0.trim_end_matches('/'));
+    create_as(req, Uploader::Caller(auth.0.user_id), tus, &at, body).await
+}
+
+/// Who creates a tus upload.
+pub enum Uploader {
+    /// A signed-in caller, into their root or a folder they may add to.
+    Caller(Uuid),
+    /// Anyone with a drop folder's link: the folder owner's upload, into
+    /// that folder, a taken name renamed.
+    Drop(Placement),
+}
+
+/// A tus creation; the upload's URL is `<at>/<id>`.
+pub async fn create_as(
+    req: HttpRequest,
+    uploader: Uploader,
+    tus: web::Data<Tus>,
+    at: &str,
+    body: web::Payload,
+) -> HttpResponse {
+    let owner = match &uploader {
+        Uploader::Caller(owner) => *owner,
+        Uploader::Drop(place) => place.owner,
+    };
     let result = async {
         check_version(req.headers())?;
         let length = match (
@@ -97,7 +122,11 @@ pub async fn create(
         } else {
             None
         };
-        let upload = tus.create(owner, NewUpload { length, metadata }).await?;
+        let new = NewUpload { length, metadata };
+        let upload = match uploader {
+            Uploader::Caller(owner) => tus.create(owner, new).await?,
+            Uploader::Drop(place) => tus.create_in(place.owner, place, new, true).await?,
+        };
         Ok::<_, ApiError>((upload, with_body, checksum))
     }
     .await;
@@ -105,7 +134,7 @@ pub async fn create(
         Ok(r) => r,
         Err(e) => return failure(e),
     };
-    let location = format!("{}/api/v1/tus/{}", base.0.trim_end_matches('/'), upload.id);
+    let location = format!("{at}/{}", upload.id);
     let upload = if with_body && upload.length != Some(0) {
         let patch = PatchRequest {
             offset: 0,
@@ -149,10 +178,15 @@ pub async fn head(
     tus: web::Data<Tus>,
     id: web::Path<String>,
 ) -> HttpResponse {
+    head_as(req, auth.0.user_id, tus, &id).await
+}
+
+/// HEAD of `owner`'s upload `id`.
+pub async fn head_as(req: HttpRequest, owner: Uuid, tus: web::Data<Tus>, id: &str) -> HttpResponse {
     let result = async {
         check_version(req.headers())?;
-        let id = upload_id(&id)?;
-        Ok::<_, ApiError>(tus.head(auth.0.user_id, id).await?)
+        let id = upload_id(id)?;
+        Ok::<_, ApiError>(tus.head(owner, id).await?)
     }
     .await;
     let upload = match result {
@@ -196,10 +230,20 @@ pub async fn patch(
     id: web::Path<String>,
     body: web::Payload,
 ) -> HttpResponse {
-    let owner = auth.0.user_id;
+    patch_as(req, auth.0.user_id, tus, &id, body).await
+}
+
+/// PATCH of `owner`'s upload `id`.
+pub async fn patch_as(
+    req: HttpRequest,
+    owner: Uuid,
+    tus: web::Data<Tus>,
+    id: &str,
+    body: web::Payload,
+) -> HttpResponse {
     let parsed = async {
         check_version(req.headers())?;
-        let id = upload_id(&id)?;
+        let id = upload_id(id)?;
         if !is_offset_stream(req.headers()) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -313,7 +357,7 @@ async fn run_patch(
 }
 
 /// An error answer that still speaks tus.
-fn failure(e: ApiError) -> HttpResponse {
+pub(crate) fn failure(e: ApiError) -> HttpResponse {
     let precondition = e.problem().status == StatusCode::PRECONDITION_FAILED.as_u16();
     let mut res = HttpResponse::from_error(e);
     insert(res.headers_mut(), TUS_RESUMABLE, tus::VERSION);
@@ -348,7 +392,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn upload_id(raw: &str) -> Result<Uuid, ApiError> {
+pub(crate) fn upload_id(raw: &str) -> Result<Uuid, ApiError> {
     // A malformed id names no upload.
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::not_found("upload_not_found", format!("upload {raw:?} does not exist"))
