@@ -1,3 +1,6 @@
+// Each benchmark uses part of this.
+#![allow(dead_code)]
+
 //! What the benchmarks share: settings from the environment, a throw-away
 //! PostgreSQL database, and the user whose files they make.
 

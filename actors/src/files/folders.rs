@@ -196,28 +196,17 @@ impl Files {
     }
 
     /// The live file or folder at `path` (`/Reports/2026/q1.pdf`) in the
-    /// caller's own tree; one indexed lookup per name.
+    /// caller's own tree: one query walks it, however deep.
     pub async fn resolve(&self, caller: Uuid, path: &str) -> Result<FileView, FileError> {
         let names = parse_path(path)?;
-        let mut parent: Option<Uuid> = None;
-        let mut found = None;
-        for (i, name) in names.iter().enumerate() {
-            let mut select = files::Entity::find()
-                .filter(files::Column::OwnerId.eq(caller))
-                .filter(files::Column::DeletedAt.is_null())
-                .filter(files::Column::Name.eq(name.as_str()));
-            select = match parent {
-                None => select.filter(files::Column::ParentId.is_null()),
-                Some(id) => select.filter(files::Column::ParentId.eq(id)),
-            };
-            let item = select.one(&self.db).await?.ok_or(FileError::PathNotFound)?;
-            if i + 1 < names.len() && item.kind != ItemKind::Folder {
-                return Err(FileError::PathNotFound);
-            }
-            parent = Some(item.id);
-            found = Some(item);
-        }
-        let item = found.ok_or(FileError::PathNotFound)?;
+        let names: Vec<&str> = names.iter().map(FileName::as_str).collect();
+        let id = super::tree::walk(&self.db, caller, &names)
+            .await?
+            .ok_or(FileError::PathNotFound)?;
+        let item = files::Entity::find_by_id(id)
+            .one(&self.db)
+            .await?
+            .ok_or(FileError::PathNotFound)?;
         Ok(FileView::new(item, Role::Owner))
     }
 }

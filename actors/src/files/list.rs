@@ -192,17 +192,19 @@ pub(crate) fn apply(select: Select<files::Entity>, q: &ListQuery) -> Select<file
             SortKey::Time(t) => (*t).into(),
             SortKey::Number(n) => (*n).into(),
         };
-        // (key, id) strictly after the cursor in the listing's order.
+        // (key, id) strictly after the cursor in the listing's order. The
+        // bare bound on the key comes first: it is what lets the index
+        // start the scan at the cursor instead of at the folder's first row.
         let after = if q.sort.descending() {
-            Condition::any().add(column.lt(value.clone())).add(
-                Condition::all()
-                    .add(column.eq(value))
+            Condition::all().add(column.lte(value.clone())).add(
+                Condition::any()
+                    .add(column.lt(value))
                     .add(files::Column::Id.lt(cursor.id)),
             )
         } else {
-            Condition::any().add(column.gt(value.clone())).add(
-                Condition::all()
-                    .add(column.eq(value))
+            Condition::all().add(column.gte(value.clone())).add(
+                Condition::any()
+                    .add(column.gt(value))
                     .add(files::Column::Id.gt(cursor.id)),
             )
         };

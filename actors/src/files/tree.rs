@@ -98,6 +98,43 @@ pub(crate) async fn is_within(
         > 0)
 }
 
+/// The live item at `names` from `owner`'s root (each name but the last a
+/// folder), in one recursive query however deep the path.
+pub(crate) async fn walk(
+    db: &impl ConnectionTrait,
+    owner: Uuid,
+    names: &[&str],
+) -> Result<Option<Uuid>, DbErr> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let rows: Vec<String> = (1..=names.len()).map(|d| format!("({d}, ?)")).collect();
+    let sql = format!(
+        "WITH RECURSIVE names(depth, name) AS (VALUES {}), \
+         walk(id, kind, depth) AS ( \
+           SELECT f.id, f.kind, 1 FROM files f JOIN names n ON n.depth = 1 AND f.name = n.name \
+           WHERE f.owner_id = ? AND COALESCE(f.parent_id, f.owner_id) = ? \
+             AND f.deleted_at IS NULL \
+           UNION ALL \
+           SELECT f.id, f.kind, w.depth + 1 FROM walk w \
+           JOIN names n ON n.depth = w.depth + 1 \
+           JOIN files f ON f.owner_id = ? AND COALESCE(f.parent_id, f.owner_id) = w.id \
+             AND f.name = n.name AND f.deleted_at IS NULL \
+           WHERE w.kind = 'folder') \
+         SELECT id FROM walk WHERE depth = {}",
+        rows.join(", "),
+        names.len()
+    );
+    // Each step is one lookup in the live-name index: (owner, parent or
+    // the owner for the root, name).
+    let mut values: Vec<Value> = names.iter().map(|n| (*n).into()).collect();
+    values.extend([owner.into(), owner.into(), owner.into()]);
+    let row = db
+        .query_one_raw(statement(db.get_database_backend(), &sql, values))
+        .await?;
+    row.map(|r| r.try_get::<Uuid>("", "id")).transpose()
+}
+
 /// Sends a live item and everything live below it to the trash as one unit
 /// (`trashed_with` names the item); returns how many rows went.
 pub(crate) async fn trash(
