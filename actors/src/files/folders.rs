@@ -339,6 +339,57 @@ pub fn parse_path(raw: &str) -> Result<Vec<FileName>, ValidationError> {
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    /// A valid name: no `/`, no control characters, not `.` or `..`.
+    fn name() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9 ._()\\-\u{e9}\u{4e2d}\u{1f600}]{1,40}"
+            .prop_filter("not . or ..", |n| n != "." && n != "..")
+    }
+
+    proptest! {
+        #[test]
+        fn any_path_of_valid_names_parses_back_to_them(
+            names in prop::collection::vec(name(), 1..40),
+            trailing in any::<bool>(),
+        ) {
+            let mut path = format!("/{}", names.join("/"));
+            if trailing {
+                path.push('/');
+            }
+            let parsed: Vec<String> = parse_path(&path)
+                .unwrap()
+                .iter()
+                .map(|n| n.as_str().to_owned())
+                .collect();
+            prop_assert_eq!(parsed, names);
+        }
+
+        #[test]
+        fn an_empty_or_dot_name_anywhere_is_refused(
+            before in prop::collection::vec(name(), 0..5),
+            after in prop::collection::vec(name(), 1..5),
+            bad in prop::sample::select(vec!["", ".", ".."]),
+        ) {
+            let mut names = before;
+            names.push(bad.to_owned());
+            names.extend(after);
+            let path = format!("/{}", names.join("/"));
+            prop_assert!(parse_path(&path).is_err(), "{:?} parsed", path);
+        }
+
+        #[test]
+        fn a_renamed_copy_keeps_stem_and_extension(name in name(), n in 1usize..100_000) {
+            let (stem, ext) = split_extension(&name);
+            prop_assert_eq!(format!("{stem}{ext}"), name.clone());
+            let one_dot = ext.starts_with('.') && !ext[1..].contains('.');
+            prop_assert!(ext.is_empty() || one_dot, "extension {:?}", ext);
+            prop_assert!(!stem.is_empty());
+            let copy = format!("{stem} ({n}){ext}");
+            prop_assert!(FileName::parse(&copy).is_ok(), "{:?}", copy);
+        }
+    }
+
     #[test]
     fn extensions_split_off_the_last_dot() {
         assert_eq!(split_extension("report.pdf"), ("report", ".pdf"));
