@@ -586,6 +586,16 @@ async fn a_folder_share_flows_down_to_everything_below(stack: Stack) {
         .await;
     let seen: Value = res.json().await.unwrap();
     assert_eq!(seen["role"], "editor");
+    // An editor moves within the shared folder, never out to the owner's root.
+    let made_id = made["id"].as_str().unwrap();
+    let res = patch(&app, &guest, "folders", made_id, json!({"parent_id": top})).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+    assert_problem(
+        patch(&app, &guest, "files", late_id, json!({"parent_id": null})).await,
+        403,
+        "forbidden",
+    )
+    .await;
 
     // Revoked: nothing below is visible any more.
     let res = app

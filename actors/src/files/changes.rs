@@ -177,6 +177,14 @@ impl Files {
         target: Option<Uuid>,
     ) -> Result<(), FileError> {
         let Some(target) = target else {
+            // The root is its owner's alone: an editor may not empty a
+            // shared folder into it.
+            if caller != file.owner_id {
+                return Err(FileError::Forbidden {
+                    needed: "owner",
+                    action: "move it to the root",
+                });
+            }
             return Ok(());
         };
         let folder = access_item(&self.db, caller, target, ItemKind::Folder).await?;
