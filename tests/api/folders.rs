@@ -16,6 +16,7 @@ crate::on_both_stacks!(
     a_folder_share_flows_down_to_everything_below,
     an_editor_uploads_into_a_shared_folder_for_its_owner,
     a_trashed_folder_is_purged_with_everything_below,
+    changes_to_the_tree_are_events,
     names_are_unique_per_folder_even_when_created_at_once,
     strangers_learn_nothing_about_folders,
 );
@@ -847,4 +848,73 @@ async fn a_trashed_folder_is_purged_with_everything_below(stack: Stack) {
         "file_not_found",
     )
     .await;
+}
+
+async fn changes_to_the_tree_are_events(stack: Stack) {
+    let app = spawn_app(stack).await;
+    let user = app.new_user().await;
+    let guest = app.new_user().await;
+    let mut events = app.bus.subscribe();
+    let top = folder(&app, &user, "top", None).await;
+    let file = app.upload_file(&user, "loose.txt", b"loose").await;
+    let file_id = file["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        patch(&app, &user, "files", &file_id, json!({"parent_id": top}))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        patch(&app, &user, "folders", &top, json!({"name": "top2"}))
+            .await
+            .status(),
+        200
+    );
+    let res = app
+        .post_authed(
+            &format!("/api/v1/folders/{top}/shares"),
+            &user.access_token,
+            &json!({"email": guest.email, "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let token = &user.access_token;
+    assert_eq!(
+        app.delete_authed(&format!("/api/v1/folders/{top}"), token)
+            .await
+            .status(),
+        204
+    );
+    let res = app
+        .post_authed(&format!("/api/v1/folders/{top}/restore"), token, &json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+
+    let mut seen = Vec::new();
+    while let Ok(Ok(e)) =
+        tokio::time::timeout(std::time::Duration::from_secs(3), events.recv()).await
+    {
+        let id = e.file_id.to_string();
+        if (id == top || id == file_id) && e.kind != "file.available" {
+            seen.push(e);
+        }
+        if seen.len() == 6 {
+            break;
+        }
+    }
+    let kinds: Vec<&str> = seen.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "folder.created",
+            "file.moved",
+            "folder.renamed",
+            "folder.shared",
+            "folder.deleted",
+            "folder.restored"
+        ]
+    );
+    assert_eq!(seen[1].data["old_parent_id"], Value::Null);
+    assert_eq!(seen[1].data["new_parent_id"], top.as_str());
+    assert_eq!(seen[4].data["items"], 2, "the folder and the file in it");
 }

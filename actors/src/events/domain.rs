@@ -111,3 +111,42 @@ async fn send(client: &async_nats::Client, events: &[DomainEvent]) -> Result<(),
         Err(_) => Err(DeliverError::Failed("no confirmation in time".into())),
     }
 }
+
+/// What happened to a file or folder, for [`item_event`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Happened {
+    Created,
+    Renamed,
+    Moved,
+    Deleted,
+    Restored,
+    Purged,
+    Shared,
+    Unshared,
+}
+
+/// The event type when `happened` to an item of `kind`: `file.moved`,
+/// `folder.deleted`, … (a file's creation is `file.available`, when its
+/// upload completes).
+pub fn item_event(kind: stowage_entity::files::ItemKind, happened: Happened) -> &'static str {
+    use Happened::*;
+    use stowage_entity::files::ItemKind::{File, Folder};
+    match (kind, happened) {
+        (File, Created) => "file.available",
+        (File, Renamed) => "file.renamed",
+        (File, Moved) => "file.moved",
+        (File, Deleted) => "file.deleted",
+        (File, Restored) => "file.restored",
+        (File, Purged) => "file.purged",
+        (File, Shared) => "file.shared",
+        (File, Unshared) => "file.unshared",
+        (Folder, Created) => "folder.created",
+        (Folder, Renamed) => "folder.renamed",
+        (Folder, Moved) => "folder.moved",
+        (Folder, Deleted) => "folder.deleted",
+        (Folder, Restored) => "folder.restored",
+        (Folder, Purged) => "folder.purged",
+        (Folder, Shared) => "folder.shared",
+        (Folder, Unshared) => "folder.unshared",
+    }
+}

@@ -14,7 +14,7 @@ use super::access::access_item;
 use super::tree::{is_within, lock_tree, trash};
 use super::{Action, FileError, FilePatch, FileView, Files, Role, public_token};
 use crate::domain::ValidationError;
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, Happened, item_event};
 use crate::time::now;
 
 impl Files {
@@ -153,16 +153,26 @@ impl Files {
             .one(&txn)
             .await?
             .ok_or(FileError::NotFound(id))?;
-        if let Some((old, new)) = renamed.filter(|_| kind == ItemKind::File) {
-            let event = DomainEvent::new(
-                "file.renamed",
+        let mut events = Vec::new();
+        if let Some((old, new)) = renamed {
+            events.push(DomainEvent::new(
+                item_event(kind, Happened::Renamed),
                 updated.id,
                 updated.owner_id,
                 Some(caller),
                 json!({"old_name": old, "new_name": new, "version": updated.version}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
+            ));
         }
+        if let Some(target) = moving {
+            events.push(DomainEvent::new(
+                item_event(kind, Happened::Moved),
+                updated.id,
+                updated.owner_id,
+                Some(caller),
+                json!({"old_parent_id": file.parent_id, "new_parent_id": target, "version": updated.version}),
+            ));
+        }
+        crate::outbox::record(&txn, &events).await?;
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(FileView::new(updated, view.role))
@@ -219,13 +229,14 @@ impl Files {
             lock_tree(&txn, view.file.owner_id).await?;
         }
         let trashed = trash(&txn, id, at, purge_at).await?;
-        if trashed > 0 && kind == ItemKind::File {
+        if trashed > 0 {
+            // A folder's event stands for everything that went with it.
             let event = DomainEvent::new(
-                "file.deleted",
+                item_event(kind, Happened::Deleted),
                 id,
                 view.file.owner_id,
                 Some(caller),
-                json!({"name": view.file.name, "purge_at": purge_at}),
+                json!({"name": view.file.name, "purge_at": purge_at, "items": trashed}),
             );
             crate::outbox::record(&txn, &[event]).await?;
         }
@@ -319,16 +330,14 @@ impl Files {
             .one(&txn)
             .await?
             .ok_or_else(not_found)?;
-        if kind == ItemKind::File {
-            let event = DomainEvent::new(
-                "file.restored",
-                id,
-                restored.owner_id,
-                Some(caller),
-                json!({"name": restored.name}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
-        }
+        let event = DomainEvent::new(
+            item_event(kind, Happened::Restored),
+            id,
+            restored.owner_id,
+            Some(caller),
+            json!({"name": restored.name}),
+        );
+        crate::outbox::record(&txn, &[event]).await?;
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(FileView::new(restored, Role::Owner))

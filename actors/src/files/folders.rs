@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::access::access_item;
 use super::{Action, Cursor, FileError, FileView, Files, ListQuery, Page, Role, insert_file, list};
 use crate::domain::{FileName, ValidationError};
+use crate::events::{DomainEvent, Happened, item_event};
 use crate::time::now;
 
 /// At most this many names in a path given to `resolve`.
@@ -76,7 +77,16 @@ impl Files {
         super::reserve(&txn, place.owner, 0, "folder").await?;
         enter(&txn, &place).await?;
         let folder = insert_file(&txn, row, new.name.as_str()).await?;
+        let event = DomainEvent::new(
+            item_event(ItemKind::Folder, Happened::Created),
+            folder.id,
+            folder.owner_id,
+            Some(caller),
+            serde_json::json!({"name": folder.name, "parent_id": folder.parent_id}),
+        );
+        crate::outbox::record(&txn, &[event]).await?;
         txn.commit().await?;
+        self.bus.outbox_written();
         Ok(FileView::new(folder, place.role))
     }
 

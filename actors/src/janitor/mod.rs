@@ -36,7 +36,7 @@ use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 pub use actor::{JanitorActor, Shutdown};
 
 use crate::domain::ObjectKey;
-use crate::events::{DomainEvent, EventBus};
+use crate::events::{DomainEvent, EventBus, Happened, item_event};
 use crate::files::{mark_available, verify_object};
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
@@ -266,10 +266,9 @@ impl Janitor {
                 .await?;
             let events: Vec<DomainEvent> = purged
                 .iter()
-                .filter(|f| f.kind == ItemKind::File)
                 .map(|f| {
                     DomainEvent::new(
-                        "file.purged",
+                        item_event(f.kind, Happened::Purged),
                         f.id,
                         f.owner_id,
                         None,

@@ -19,7 +19,7 @@ use stowage_entity::{shortcuts, users};
 use uuid::Uuid;
 
 use crate::domain::Email;
-use crate::events::{DomainEvent, EventBus};
+use crate::events::{DomainEvent, EventBus, Happened, item_event};
 use crate::files::{Action, FileError, Role, access_item};
 use crate::time::now;
 
@@ -145,11 +145,10 @@ impl Sharing {
                 (active.update(&txn).await?, false)
             }
         };
-        // Folders have no events of their own yet.
-        if previous != Some(share.role) && msg.kind == ItemKind::File {
+        if previous != Some(share.role) {
             let role = Role::from(share.role).as_str();
             let event = DomainEvent::new(
-                "file.shared",
+                item_event(msg.kind, Happened::Shared),
                 msg.file_id,
                 view.file.owner_id,
                 Some(msg.caller),
@@ -189,16 +188,14 @@ impl Sharing {
             .filter(shortcuts::Column::UserId.eq(msg.user_id))
             .exec(&txn)
             .await?;
-        if msg.kind == ItemKind::File {
-            let event = DomainEvent::new(
-                "file.unshared",
-                msg.file_id,
-                view.file.owner_id,
-                Some(msg.caller),
-                json!({"user_id": msg.user_id}),
-            );
-            crate::outbox::record(&txn, &[event]).await?;
-        }
+        let event = DomainEvent::new(
+            item_event(msg.kind, Happened::Unshared),
+            msg.file_id,
+            view.file.owner_id,
+            Some(msg.caller),
+            json!({"user_id": msg.user_id}),
+        );
+        crate::outbox::record(&txn, &[event]).await?;
         txn.commit().await?;
         bus.outbox_written();
         Ok(())
