@@ -598,6 +598,24 @@ async fn a_folder_share_flows_down_to_everything_below(stack: Stack) {
     )
     .await;
 
+    // A shortcut to a file reached through the folder keeps the folder's role.
+    let res = app
+        .post_authed(
+            "/api/v1/shortcuts",
+            &guest.access_token,
+            &json!({"file_id": early_id}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let page: Value = app
+        .get_authed("/api/v1/files?view=shortcuts", &guest.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"][0]["id"], early_id);
+    assert_eq!(page["items"][0]["role"], "editor");
+
     // Revoked: nothing below is visible any more.
     let res = app
         .delete_authed(
@@ -618,6 +636,13 @@ async fn a_folder_share_flows_down_to_everything_below(stack: Stack) {
         "folder_not_found",
     )
     .await;
+    let page: Value = app
+        .get_authed("/api/v1/files?view=shortcuts", &guest.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"], json!([]), "the shortcut leads nowhere now");
 }
 
 async fn names_are_unique_per_folder_even_when_created_at_once(stack: Stack) {

@@ -313,13 +313,13 @@ impl Files {
                             .to_owned(),
                     ),
                 )
-                // Only what the caller can still see.
+                // Only what the caller can still see: theirs, or available
+                // (whether a share reaches it, directly or through a
+                // folder, is checked for the page's rows below).
                 .filter(
-                    Condition::any().add(files::Column::OwnerId.eq(caller)).add(
-                        Condition::all()
-                            .add(files::Column::Status.eq(FileStatus::Available))
-                            .add(files::Column::Id.in_subquery(shared_with_caller())),
-                    ),
+                    Condition::any()
+                        .add(files::Column::OwnerId.eq(caller))
+                        .add(files::Column::Status.eq(FileStatus::Available)),
                 ),
             // What was deleted as a unit: a folder once, not its contents.
             View::Trash => files::Entity::find()
@@ -349,6 +349,21 @@ impl Files {
             {
                 roles.insert(s.file_id, Role::from(s.role));
             }
+        }
+        if query.view == View::Shortcuts {
+            // A shortcut's file may be reached through a folder shared
+            // with the caller (that role, then), or no longer at all (it
+            // leaves the page; the cursor still goes on after it).
+            let mut seen = Vec::with_capacity(rows.len());
+            for file in rows {
+                if file.owner_id == caller {
+                    seen.push(file);
+                } else if let Some(role) = tree::inherited_role(&self.db, caller, file.id).await? {
+                    roles.insert(file.id, role);
+                    seen.push(file);
+                }
+            }
+            rows = seen;
         }
         let mut shortcut_ids = std::collections::HashMap::new();
         if query.view == View::Shortcuts {
