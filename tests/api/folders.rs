@@ -58,6 +58,28 @@ async fn upload_into(app: &TestApp, user: &User, parent: &str, name: &str, bytes
     app.wait_available(&user.access_token, id, 20).await
 }
 
+/// A tus creation-with-upload into `parent` (metadata `parent_id`); asserts 201.
+async fn tus_into(app: &TestApp, user: &User, parent: &str, name: &str, bytes: &[u8]) {
+    let meta = format!(
+        "filename {},parent_id {}",
+        B64.encode(name),
+        B64.encode(parent)
+    );
+    let res = app
+        .client
+        .post(app.url("/api/v1/tus"))
+        .bearer_auth(&user.access_token)
+        .header("Tus-Resumable", "1.0.0")
+        .header("Upload-Length", bytes.len().to_string())
+        .header("Upload-Metadata", meta)
+        .header("Content-Type", "application/offset+octet-stream")
+        .body(bytes.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+}
+
 async fn children(app: &TestApp, user: &User, folder: &str, query: &str) -> Response {
     app.get_authed(
         &format!("/api/v1/folders/{folder}/children?{query}"),
@@ -108,24 +130,7 @@ async fn a_tree_is_made_filled_three_ways_and_resolved(stack: Stack) {
         (Some("file"), Some(1))
     );
     // tus, with parent_id in the metadata, creation-with-upload.
-    let meta = format!(
-        "filename {},parent_id {}",
-        B64.encode("q2.pdf"),
-        B64.encode(&year)
-    );
-    let res = app
-        .client
-        .post(app.url("/api/v1/tus"))
-        .bearer_auth(&user.access_token)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "14")
-        .header("Upload-Metadata", meta)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(&b"second quarter"[..])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    tus_into(&app, &user, &year, "q2.pdf", b"second quarter").await;
     // Multipart.
     let res = app
         .post_authed(
@@ -781,24 +786,7 @@ async fn an_editor_uploads_into_a_shared_folder_for_its_owner(stack: Stack) {
     assert_eq!(app.download(&owner.access_token, id).await, b"scan");
 
     // tus: the uploader's session, the owner's file.
-    let meta = format!(
-        "filename {},parent_id {}",
-        B64.encode("notes.txt"),
-        B64.encode(&inbox)
-    );
-    let res = app
-        .client
-        .post(app.url("/api/v1/tus"))
-        .bearer_auth(&editor.access_token)
-        .header("Tus-Resumable", "1.0.0")
-        .header("Upload-Length", "5")
-        .header("Upload-Metadata", meta)
-        .header("Content-Type", "application/offset+octet-stream")
-        .body(&b"notes"[..])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201, "{:?}", res.text().await);
+    tus_into(&app, &editor, &inbox, "notes.txt", b"notes").await;
     assert_eq!(names(&app, &owner, &inbox).await, ["notes.txt", "scan.pdf"]);
     let found: Value = resolve(&app, &owner, "/inbox/notes.txt")
         .await
