@@ -223,7 +223,9 @@ pub(crate) async fn open(
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let cookie = req.cookie(UNLOCK_COOKIE);
     let unlocked = cookie.as_ref().map(|c| c.value());
-    if password.is_some() && unlocked.is_none() {
+    // Every password sent spends an attempt, cookie or not: a forged
+    // cookie must not buy unlimited guesses.
+    if password.is_some() {
         spend_attempt(links, limits, token).await?;
     }
     Ok(links.open(token, password, unlocked).await?)
