@@ -80,6 +80,21 @@ async fn tus_into(app: &TestApp, user: &User, parent: &str, name: &str, bytes: &
     assert_eq!(res.status(), 201, "{:?}", res.text().await);
 }
 
+async fn share_folder(
+    app: &TestApp,
+    owner: &User,
+    folder: &str,
+    with: &User,
+    role: &str,
+) -> Response {
+    app.post_authed(
+        &format!("/api/v1/folders/{folder}/shares"),
+        &owner.access_token,
+        &json!({"email": with.email, "role": role}),
+    )
+    .await
+}
+
 async fn children(app: &TestApp, user: &User, folder: &str, query: &str) -> Response {
     app.get_authed(
         &format!("/api/v1/folders/{folder}/children?{query}"),
@@ -298,13 +313,7 @@ async fn moves_keep_the_tree_a_tree(stack: Stack) {
     )
     .await;
     // Even when they let the mover in.
-    let res = app
-        .post_authed(
-            &format!("/api/v1/folders/{theirs}/shares"),
-            &other.access_token,
-            &json!({"email": user.email, "role": "editor"}),
-        )
-        .await;
+    let res = share_folder(&app, &other, &theirs, &user, "editor").await;
     assert_eq!(res.status(), 201);
     assert_problem(
         patch(&app, &user, "files", file_id, json!({"parent_id": theirs})).await,
@@ -515,13 +524,7 @@ async fn a_folder_share_flows_down_to_everything_below(stack: Stack) {
     let deep = folder(&app, &owner, "deep", Some(&top)).await;
     let early = upload_into(&app, &owner, &deep, "early.txt", b"early").await;
 
-    let res = app
-        .post_authed(
-            &format!("/api/v1/folders/{top}/shares"),
-            &owner.access_token,
-            &json!({"email": guest.email, "role": "viewer"}),
-        )
-        .await;
+    let res = share_folder(&app, &owner, &top, &guest, "viewer").await;
     assert_eq!(res.status(), 201);
     let res = app
         .get_authed(
@@ -570,13 +573,7 @@ async fn a_folder_share_flows_down_to_everything_below(stack: Stack) {
     .await;
 
     // As editor: creates inside, and what they create is the owner's.
-    let res = app
-        .post_authed(
-            &format!("/api/v1/folders/{top}/shares"),
-            &owner.access_token,
-            &json!({"email": guest.email, "role": "editor"}),
-        )
-        .await;
+    let res = share_folder(&app, &owner, &top, &guest, "editor").await;
     assert_eq!(res.status(), 200);
     let made = folder(&app, &guest, "by-guest", Some(&deep)).await;
     let res = app
@@ -713,12 +710,7 @@ async fn strangers_learn_nothing_about_folders(stack: Stack) {
     )
     .await;
     assert_problem(
-        app.post_authed(
-            &format!("/api/v1/folders/{top}/shares"),
-            token,
-            &json!({"email": stranger.email, "role": "editor"}),
-        )
-        .await,
+        share_folder(&app, &stranger, &top, &stranger, "editor").await,
         404,
         "folder_not_found",
     )
@@ -738,13 +730,7 @@ async fn an_editor_uploads_into_a_shared_folder_for_its_owner(stack: Stack) {
     let owner = app.new_user().await;
     let editor = app.new_user().await;
     let inbox = folder(&app, &owner, "inbox", None).await;
-    let res = app
-        .post_authed(
-            &format!("/api/v1/folders/{inbox}/shares"),
-            &owner.access_token,
-            &json!({"email": editor.email, "role": "editor"}),
-        )
-        .await;
+    let res = share_folder(&app, &owner, &inbox, &editor, "editor").await;
     assert_eq!(res.status(), 201);
 
     // Direct, confirmed by the uploader: the owner's file.
@@ -883,13 +869,7 @@ async fn changes_to_the_tree_are_events(stack: Stack) {
             .status(),
         200
     );
-    let res = app
-        .post_authed(
-            &format!("/api/v1/folders/{top}/shares"),
-            &user.access_token,
-            &json!({"email": guest.email, "role": "viewer"}),
-        )
-        .await;
+    let res = share_folder(&app, &user, &top, &guest, "viewer").await;
     assert_eq!(res.status(), 201);
     let token = &user.access_token;
     assert_eq!(

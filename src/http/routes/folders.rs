@@ -231,6 +231,21 @@ pub struct ChildrenParams {
     pub sort: Option<String>,
 }
 
+impl TryFrom<ChildrenParams> for ListQuery {
+    type Error = ValidationError;
+
+    fn try_from(p: ChildrenParams) -> Result<Self, ValidationError> {
+        ListQuery::try_from(ListParams {
+            view: None,
+            limit: p.limit,
+            cursor: p.cursor,
+            q: p.q,
+            // Children read best by name unless asked otherwise.
+            sort: Some(p.sort.unwrap_or_else(|| "name".to_owned())),
+        })
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemPage {
     pub items: Vec<ItemBody>,
@@ -256,15 +271,7 @@ pub async fn children(
                 ValidationError::new("id", "must be a folder id (a UUID) or `root`")
             })?),
         };
-    let p = params.into_inner();
-    let query = ListQuery::try_from(ListParams {
-        view: None,
-        limit: p.limit,
-        cursor: p.cursor,
-        q: p.q,
-        // Children read best by name unless asked otherwise.
-        sort: Some(p.sort.unwrap_or_else(|| "name".to_owned())),
-    })?;
+    let query = ListQuery::try_from(params.into_inner())?;
     let page = files.children(caller.0.user_id, folder, &query).await?;
     Ok(web::Json(ItemPage {
         items: page

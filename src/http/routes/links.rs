@@ -14,7 +14,7 @@ use stowage_entity::links::{self, LinkMode};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::files::{DownloadParams, ListParams};
+use super::files::DownloadParams;
 use super::folders::{ChildrenParams, FolderBody, ItemBody};
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
@@ -272,16 +272,9 @@ async fn serve(
             Ok(redirect(&url))
         }
         ItemKind::Folder => {
-            let p = web::Query::<ChildrenParams>::from_query(req.query_string())
-                .map_err(|_| ValidationError::new("query", "limit, cursor, q and sort only"))?
-                .into_inner();
-            let query = ListQuery::try_from(ListParams {
-                view: None,
-                limit: p.limit,
-                cursor: p.cursor,
-                q: p.q,
-                sort: Some(p.sort.unwrap_or_else(|| "name".to_owned())),
-            })?;
+            let params = web::Query::<ChildrenParams>::from_query(req.query_string())
+                .map_err(|_| ValidationError::new("query", "limit, cursor, q and sort only"))?;
+            let query = ListQuery::try_from(params.into_inner())?;
             let page = links.children(&found, &query).await?;
             Ok(HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
