@@ -126,6 +126,9 @@ async fn main() -> anyhow::Result<()> {
             parent_id: Set(None),
             trashed_with: Set(None),
             revision: Set(1),
+            base_revision: Set(None),
+            uploaded_by: Set(None),
+            conflict_of: Set(None),
         });
         files::Entity::insert_many(rows).exec(&db).await?;
     }

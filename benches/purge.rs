@@ -131,6 +131,9 @@ async fn main() -> anyhow::Result<()> {
             parent_id: Set(None),
             trashed_with: Set(Some(*id)),
             revision: Set(1),
+            base_revision: Set(None),
+            uploaded_by: Set(None),
+            conflict_of: Set(None),
         }))
         .exec(&db)
         .await?;

@@ -147,8 +147,8 @@ fn row(
         visibility: Set(Visibility::Private),
         public_token: Set(None),
         object_key: Set(match kind {
-            ItemKind::File => format!("users/{owner}/files/{id}"),
             ItemKind::Folder => String::new(),
+            ItemKind::File | ItemKind::Revision => format!("users/{owner}/files/{id}"),
         }),
         version: Set(1),
         created_at: Set(now),
@@ -161,6 +161,9 @@ fn row(
         parent_id: Set(parent),
         trashed_with: Set(None),
         revision: Set(1),
+        base_revision: Set(None),
+        uploaded_by: Set(None),
+        conflict_of: Set(None),
     }
 }
 

@@ -110,6 +110,14 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
     pub upload_expiry: Duration,
 
+    /// Earlier revisions the janitor keeps per file (the newest ones).
+    #[arg(long, env = "STOWAGE_REVISIONS_KEEP", default_value_t = 50)]
+    pub revisions_keep: u64,
+
+    /// Earlier revisions older than this (since they were uploaded) are deleted.
+    #[arg(long, env = "STOWAGE_REVISIONS_MAX_AGE", default_value = "90d", value_parser = parse_duration)]
+    pub revisions_max_age: Duration,
+
     /// Time between janitor sweeps.
     #[arg(long, env = "STOWAGE_JANITOR_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub janitor_interval: Duration,

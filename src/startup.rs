@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretSlice};
 use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
 use stowage_actors::events::EventBus;
-use stowage_actors::files::Files;
+use stowage_actors::files::{Files, Retention};
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
 use stowage_actors::links::{Links, UnlockKey};
@@ -165,6 +165,10 @@ impl Application {
                 storage: storage.clone(),
                 bus: bus.clone(),
                 trash_retention: settings.trash_retention,
+                revisions: Retention {
+                    keep: settings.revisions_keep,
+                    max_age: settings.revisions_max_age,
+                },
                 reconcile_after: settings.janitor_interval,
                 // Nothing younger than an upload session's lifetime.
                 orphan_grace: settings.upload_expiry,

@@ -27,6 +27,10 @@ pub enum ItemKind {
     File,
     #[sea_orm(string_value = "folder")]
     Folder,
+    /// An upload of a file's next revision, hidden under that file until
+    /// its bytes are in.
+    #[sea_orm(string_value = "revision")]
+    Revision,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -62,6 +66,12 @@ pub struct Model {
     pub trashed_with: Option<Uuid>,
     /// A file's current revision.
     pub revision: i64,
+    /// A revision upload: the revision it was based on (`None`: any).
+    pub base_revision: Option<i64>,
+    /// Who uploaded the current revision (`None`: before this was recorded).
+    pub uploaded_by: Option<Uuid>,
+    /// A conflicted copy: the file whose revision it could not become.
+    pub conflict_of: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -13,6 +13,7 @@ mod m20261121_000005_tus;
 mod m20261202_000006_outbox;
 mod m20261202_000007_folders;
 mod m20261202_000008_links;
+mod m20261202_000009_revisions;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_outbox::Migration),
             Box::new(m20261202_000007_folders::Migration),
             Box::new(m20261202_000008_links::Migration),
+            Box::new(m20261202_000009_revisions::Migration),
         ]
     }
 }

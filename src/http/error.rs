@@ -294,8 +294,17 @@ impl From<FileError> for ApiError {
             FileError::NameTaken(_) => Self::new(
                 StatusCode::CONFLICT,
                 "name_taken",
-                format!("{detail}; choose another name or rename the existing item"),
+                format!(
+                    "{detail}; choose another name, or upload with on_conflict rename (a free name) or revision (a new revision of that file)"
+                ),
             ),
+            FileError::RevisionConflict { .. } => {
+                Self::new(StatusCode::PRECONDITION_FAILED, "revision_conflict", detail)
+            }
+            FileError::CurrentRevision(_) => {
+                Self::new(StatusCode::CONFLICT, "current_revision", detail)
+            }
+            FileError::RevisionNotFound(_) => Self::not_found("revision_not_found", detail),
             FileError::FolderCycle => Self::new(
                 StatusCode::CONFLICT,
                 "folder_cycle",

@@ -26,8 +26,8 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use self::routes::{
-    account, auth as auth_routes, blobs, drop, files, folders, links, multipart, ops, shares, tus,
-    uploads,
+    account, auth as auth_routes, blobs, drop, files, folders, links, multipart, ops, revisions,
+    shares, tus, uploads,
 };
 
 /// JSON bodies of the auth routes are small.
@@ -156,6 +156,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(web::resource("/links/{id}").route(web::delete().to(links::revoke)))
                 .service(web::resource("/files/{id}/content").route(web::get().to(files::content)))
+                .service(
+                    web::resource("/files/{id}/revisions").route(web::get().to(revisions::list)),
+                )
+                .service(
+                    web::resource("/files/{id}/revisions/{n}/content")
+                        .route(web::get().to(revisions::content)),
+                )
+                .service(
+                    web::resource("/files/{id}/revisions/{n}/restore")
+                        .route(web::post().to(revisions::restore)),
+                )
+                .service(
+                    web::resource("/files/{id}/revisions/{n}")
+                        .route(web::delete().to(revisions::delete)),
+                )
                 .service(
                     web::resource("/files/{id}/download-url")
                         .route(web::get().to(files::download_url)),

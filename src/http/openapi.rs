@@ -6,7 +6,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
-use super::routes::{account, auth, files, folders, links, multipart, ops, shares, tus, uploads};
+use super::routes::{
+    account, auth, files, folders, links, multipart, ops, revisions, shares, tus, uploads,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -48,6 +50,10 @@ use super::routes::{account, auth, files, folders, links, multipart, ops, shares
         files::confirm,
         files::content,
         files::download_url,
+        revisions::list,
+        revisions::content,
+        revisions::restore,
+        revisions::delete,
         folders::create,
         folders::get,
         folders::patch,

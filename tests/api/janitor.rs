@@ -370,6 +370,7 @@ async fn the_janitor_restarts_when_its_database_goes_and_then_goes_on(stack: Sta
     for (from, to) in [
         ("files", "files_gone"),
         ("upload_sessions", "upload_sessions_gone"),
+        ("file_revisions", "file_revisions_gone"),
     ] {
         db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
             .await
@@ -382,6 +383,7 @@ async fn the_janitor_restarts_when_its_database_goes_and_then_goes_on(stack: Sta
     for (from, to) in [
         ("files_gone", "files"),
         ("upload_sessions_gone", "upload_sessions"),
+        ("file_revisions_gone", "file_revisions"),
     ] {
         db.execute_unprepared(&format!("ALTER TABLE {from} RENAME TO {to}"))
             .await

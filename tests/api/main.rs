@@ -21,6 +21,7 @@ mod ops;
 mod outbox;
 mod process;
 mod quotas;
+mod revisions;
 mod sharing;
 mod trash;
 mod tus;

@@ -12,7 +12,12 @@ crate::on_both_stacks!(
 
 const MIB: usize = 1 << 20;
 
-async fn part_url(app: &TestApp, user: &User, upload: &str, n: u32) -> reqwest::Response {
+pub(crate) async fn part_url(
+    app: &TestApp,
+    user: &User,
+    upload: &str,
+    n: u32,
+) -> reqwest::Response {
     app.get_authed(
         &format!("/api/v1/uploads/multipart/{upload}/parts/{n}"),
         &user.access_token,
@@ -21,7 +26,13 @@ async fn part_url(app: &TestApp, user: &User, upload: &str, n: u32) -> reqwest::
 }
 
 /// PUTs one part; returns its ETag.
-async fn put_part(app: &TestApp, user: &User, upload: &str, n: u32, bytes: &[u8]) -> String {
+pub(crate) async fn put_part(
+    app: &TestApp,
+    user: &User,
+    upload: &str,
+    n: u32,
+    bytes: &[u8],
+) -> String {
     let ticket: Value = part_url(app, user, upload, n).await.json().await.unwrap();
     assert_eq!(ticket["method"], "PUT");
     let res = app
@@ -35,7 +46,7 @@ async fn put_part(app: &TestApp, user: &User, upload: &str, n: u32, bytes: &[u8]
     res.headers()["etag"].to_str().unwrap().to_owned()
 }
 
-async fn complete(
+pub(crate) async fn complete(
     app: &TestApp,
     user: &User,
     upload: &str,

@@ -638,6 +638,7 @@ async fn expired_uploads_answer_410_then_leave_nothing(stack: Stack) {
         storage: std::sync::Arc::new(storage_of(&app).await),
         bus: app.bus.clone(),
         trash_retention: Duration::from_secs(60),
+        revisions: Default::default(),
         reconcile_after: Duration::from_secs(60),
         orphan_grace: Duration::from_secs(60),
         orphan_cursor: Default::default(),

@@ -127,19 +127,19 @@ pub enum Happened {
 
 /// The event type when `happened` to an item of `kind`: `file.moved`,
 /// `folder.deleted`, … (a file's creation is `file.available`, when its
-/// upload completes).
+/// upload completes; a revision upload is part of its file).
 pub fn item_event(kind: stowage_entity::files::ItemKind, happened: Happened) -> &'static str {
     use Happened::*;
-    use stowage_entity::files::ItemKind::{File, Folder};
+    use stowage_entity::files::ItemKind::{File, Folder, Revision};
     match (kind, happened) {
-        (File, Created) => "file.available",
-        (File, Renamed) => "file.renamed",
-        (File, Moved) => "file.moved",
-        (File, Deleted) => "file.deleted",
-        (File, Restored) => "file.restored",
-        (File, Purged) => "file.purged",
-        (File, Shared) => "file.shared",
-        (File, Unshared) => "file.unshared",
+        (File | Revision, Created) => "file.available",
+        (File | Revision, Renamed) => "file.renamed",
+        (File | Revision, Moved) => "file.moved",
+        (File | Revision, Deleted) => "file.deleted",
+        (File | Revision, Restored) => "file.restored",
+        (File | Revision, Purged) => "file.purged",
+        (File | Revision, Shared) => "file.shared",
+        (File | Revision, Unshared) => "file.unshared",
         (Folder, Created) => "folder.created",
         (Folder, Renamed) => "folder.renamed",
         (Folder, Moved) => "folder.moved",

@@ -72,6 +72,10 @@ pub enum Action {
     Delete,
     ConfirmUpload,
     ManageShares,
+    /// Restore an earlier revision as the current one.
+    Revise,
+    /// Delete an earlier revision for good.
+    DeleteRevision,
 }
 
 /// The permission table.
@@ -88,6 +92,8 @@ pub const PERMISSIONS: &[(Action, [bool; 3])] = &[
     (Action::Delete, /*      */ [true, false, false]),
     (Action::ConfirmUpload, /**/ [true, false, false]),
     (Action::ManageShares, /**/ [true, false, false]),
+    (Action::Revise, /*      */ [true, true, false]),
+    (Action::DeleteRevision, [true, false, false]),
 ];
 
 impl Action {
@@ -105,6 +111,8 @@ impl Action {
             Action::Delete => ("owner", "delete or restore it"),
             Action::ConfirmUpload => ("owner", "confirm its upload"),
             Action::ManageShares => ("owner", "share it or see its shares"),
+            Action::Revise => ("owner or an editor", "restore its revisions"),
+            Action::DeleteRevision => ("owner", "delete its revisions"),
         }
     }
 }
@@ -157,8 +165,8 @@ pub(crate) async fn access_item(
     kind: ItemKind,
 ) -> Result<FileView, FileError> {
     let not_found = || match kind {
-        ItemKind::File => FileError::NotFound(id),
         ItemKind::Folder => FileError::FolderNotFound(id),
+        ItemKind::File | ItemKind::Revision => FileError::NotFound(id),
     };
     let file = files::Entity::find_by_id(id)
         .filter(files::Column::DeletedAt.is_null())

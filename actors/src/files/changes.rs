@@ -260,8 +260,8 @@ impl Files {
         kind: ItemKind,
     ) -> Result<FileView, FileError> {
         let not_found = || match kind {
-            ItemKind::File => FileError::NotFound(id),
             ItemKind::Folder => FileError::FolderNotFound(id),
+            ItemKind::File | ItemKind::Revision => FileError::NotFound(id),
         };
         let file = files::Entity::find_by_id(id)
             .filter(files::Column::OwnerId.eq(caller))

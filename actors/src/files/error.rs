@@ -26,6 +26,12 @@ pub enum FileError {
     TrashedWithFolder(uuid::Uuid),
     #[error("an item named {0:?} already exists in that folder")]
     NameTaken(String),
+    #[error("{}", revision_conflict(*.base, *.current))]
+    RevisionConflict { base: i64, current: Option<i64> },
+    #[error("revision {0} is the file's current revision; upload or restore another one first")]
+    CurrentRevision(i64),
+    #[error("the file has no revision {0}")]
+    RevisionNotFound(i64),
     #[error(
         "{requested} more bytes do not fit the owner's quota of {quota} bytes: {stored} are stored (the trash included) and {reserved} reserved by unfinished uploads"
     )]
@@ -71,6 +77,17 @@ pub enum FileError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+fn revision_conflict(base: i64, current: Option<i64>) -> String {
+    match current {
+        Some(c) => format!(
+            "the file is at revision {c}, not {base}: fetch revision {c} and upload again with base_revision {c}, or upload without base_revision"
+        ),
+        None => format!(
+            "no file with that name is there any more (base_revision {base} was given); upload without base_revision to create it"
+        ),
+    }
 }
 
 impl From<sea_orm::DbErr> for FileError {

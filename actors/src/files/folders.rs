@@ -31,6 +31,8 @@ pub struct Placement {
     pub owner: Uuid,
     pub parent: Option<Uuid>,
     pub role: Role,
+    /// Who is putting it there (`None`: someone with a drop-folder link).
+    pub by: Option<Uuid>,
 }
 
 impl Files {
@@ -72,6 +74,9 @@ impl Files {
             parent_id: Set(place.parent),
             trashed_with: Set(None),
             revision: Set(1),
+            base_revision: Set(None),
+            uploaded_by: Set(Some(caller)),
+            conflict_of: Set(None),
         };
         let txn = self.db.begin().await?;
         super::reserve(&txn, place.owner, 0, "folder").await?;
@@ -233,6 +238,7 @@ pub(crate) async fn placement(
             owner: caller,
             parent: None,
             role: Role::Owner,
+            by: Some(caller),
         });
     };
     let folder = access_item(db, caller, parent, ItemKind::Folder).await?;
@@ -241,6 +247,7 @@ pub(crate) async fn placement(
         owner: folder.file.owner_id,
         parent: Some(parent),
         role: folder.role,
+        by: Some(caller),
     })
 }
 
@@ -313,7 +320,7 @@ pub(crate) async fn free_name(
 }
 
 /// `report.pdf` → (`report`, `.pdf`); a leading dot is no extension.
-fn split_extension(name: &str) -> (&str, &str) {
+pub(super) fn split_extension(name: &str) -> (&str, &str) {
     match name.rfind('.') {
         Some(at) if at > 0 => name.split_at(at),
         _ => (name, ""),

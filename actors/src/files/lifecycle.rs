@@ -5,14 +5,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    Set, SqlErr, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction,
+    EntityTrait, QueryFilter, Set, SqlErr, TransactionTrait,
 };
 use serde_json::json;
 use stowage_entity::files::{self, FileStatus, ItemKind, Visibility};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use uuid::Uuid;
 
+use super::conflict::promote;
 use super::{FileError, Placement};
 use crate::domain::{ContentType, FileName, ObjectKey};
 use crate::events::DomainEvent;
@@ -54,6 +55,9 @@ pub(crate) fn pending_file(
         parent_id: Set(place.parent),
         trashed_with: Set(None),
         revision: Set(1),
+        base_revision: Set(None),
+        uploaded_by: Set(place.by),
+        conflict_of: Set(None),
     }
 }
 
@@ -129,9 +133,11 @@ pub(crate) async fn mark_available(
 
 /// [`mark_available`] inside the caller's transaction; counts nothing.
 /// `direct_sessions`: also complete the files' direct-upload sessions (a
-/// caller that finishes its own session passes `false`).
+/// caller that finishes its own session passes `false`). A revision
+/// upload comes back as what it became: its file, at its next revision,
+/// or the conflicted copy ([`promote`]).
 pub(crate) async fn mark_available_in(
-    txn: &impl ConnectionTrait,
+    txn: &DatabaseTransaction,
     files_and_digests: &[(Uuid, Option<String>)],
     direct_sessions: bool,
 ) -> Result<Vec<files::Model>, FileError> {
@@ -184,7 +190,16 @@ pub(crate) async fn mark_available_in(
             .exec(txn)
             .await?;
     }
-    let events: Vec<DomainEvent> = changed.iter().map(available_event).collect();
+    let mut events: Vec<DomainEvent> = Vec::with_capacity(changed.len());
+    for row in &mut changed {
+        if row.kind == ItemKind::Revision {
+            let promoted = promote(txn, row.clone()).await?;
+            *row = promoted.file;
+            events.push(promoted.event);
+        } else {
+            events.push(available_event(row));
+        }
+    }
     for chunk in events.chunks(1000) {
         crate::outbox::record(txn, chunk).await?;
     }

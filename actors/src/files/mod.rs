@@ -5,12 +5,14 @@
 
 mod access;
 mod changes;
+mod conflict;
 mod downloads;
 mod error;
 mod folders;
 mod lifecycle;
 pub mod list;
 mod quota;
+mod revisions;
 mod shortcut;
 mod tree;
 
@@ -31,6 +33,8 @@ use uuid::Uuid;
 
 pub use access::{Action, FileView, PERMISSIONS, Role};
 pub(crate) use access::{access, access_item};
+pub use conflict::{Conflict, OnConflict};
+pub(crate) use conflict::{insert_upload, land};
 pub use error::FileError;
 pub use folders::{FOLDER_TYPE, MAX_PATH_SEGMENTS, NewFolder, Placement, parse_path};
 pub(crate) use folders::{enter, free_name, placement};
@@ -41,6 +45,8 @@ pub(crate) use lifecycle::{
 pub use list::{Cursor, ListQuery, Sort, View};
 pub use quota::{Room, Taken};
 pub(crate) use quota::{refused as quota_refused, reserve, room};
+pub use revisions::{Retention, Revision};
+pub(crate) use revisions::{discard, named_keys, objects_of, past_retention};
 pub(crate) use tree::is_within as is_below;
 
 use crate::domain::{ContentType, FileName, ObjectKey, Sha256Hex, ValidationError};
@@ -69,6 +75,8 @@ pub struct NewUpload {
     pub url_ttl: Duration,
     /// The folder to put it in; `None` is the caller's root.
     pub parent: Option<Uuid>,
+    /// What happens if the name is taken there.
+    pub conflict: Conflict,
 }
 
 impl NewUpload {
@@ -165,9 +173,12 @@ impl Files {
             if u.size > max {
                 return Err(FileError::TooLarge { size: u.size, max });
             }
+            let both_fail = |v: &NewUpload| {
+                v.conflict.on == OnConflict::Fail && u.conflict.on == OnConflict::Fail
+            };
             if uploads[..i]
                 .iter()
-                .any(|v| v.name == u.name && v.parent == u.parent)
+                .any(|v| v.name == u.name && v.parent == u.parent && both_fail(v))
             {
                 return Err(FileError::NameTaken(u.name.as_str().to_owned()));
             }
@@ -208,16 +219,19 @@ impl Files {
             };
             let id = Uuid::now_v7();
             let key = ObjectKey::new(place.owner, id).to_string();
-            let file = pending_file(
+            let landing = land(&txn, place, u.name.clone(), u.conflict).await?;
+            let inserted = insert_upload(
+                &txn,
                 id,
                 place,
-                &u.name,
+                landing,
+                u.conflict.base,
                 u.size,
                 &u.content_type,
                 u.sha256.map(Sha256Hex::into_string),
                 at,
-            );
-            let file = insert_file(&txn, file, u.name.as_str()).await?;
+            )
+            .await?;
             let request = self
                 .storage
                 .presign_put(&key, u.size, u.content_type.as_str(), u.url_ttl)
@@ -242,7 +256,7 @@ impl Files {
             .insert(&txn)
             .await?;
             created.push(DirectUpload {
-                file: FileView::new(file, place.role),
+                file: FileView::new(inserted, place.role),
                 request,
             });
         }
@@ -254,6 +268,24 @@ impl Files {
     #[tracing::instrument(skip(self), fields(file_id = %id))]
     pub async fn confirm(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
         let view = self.access(caller, id).await?;
+        if view.file.status == FileStatus::Available {
+            // The caller's direct uploads of this file's next revision.
+            let uploads = files::Entity::find()
+                .filter(files::Column::ParentId.eq(id))
+                .filter(files::Column::Kind.eq(ItemKind::Revision))
+                .filter(files::Column::Status.eq(FileStatus::Pending))
+                .filter(files::Column::UploadedBy.eq(caller))
+                .filter(files::Column::DeletedAt.is_null())
+                .all(&self.db)
+                .await?;
+            if !uploads.is_empty() {
+                return self.confirm_revisions(view, uploads).await;
+            }
+            // Its uploader confirming once more (or after the ingest did).
+            if view.file.uploaded_by == Some(caller) {
+                return Ok(view);
+            }
+        }
         // Anyone else who sees a pending file is its uploader.
         if view.file.status == FileStatus::Available || view.role != Role::Editor {
             view.require(Action::ConfirmUpload)?;
@@ -279,6 +311,37 @@ impl Files {
         mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await?;
         self.bus.outbox_written();
         Ok(FileView::new(self.load(id).await?, role))
+    }
+
+    /// Checks the stored objects of revision uploads and lets them land:
+    /// what the last one became comes back (the file, or a conflicted copy).
+    async fn confirm_revisions(
+        &self,
+        view: FileView,
+        uploads: Vec<files::Model>,
+    ) -> Result<FileView, FileError> {
+        let mut ready = Vec::with_capacity(uploads.len());
+        for upload in &uploads {
+            let Some(meta) = self.storage.head(&upload.object_key).await? else {
+                continue;
+            };
+            match verify_object(&self.storage, upload, &meta).await {
+                Err(FileError::UploadMismatch(why)) => {
+                    self.storage.delete(&upload.object_key).await?;
+                    return Err(FileError::UploadMismatch(why));
+                }
+                other => ready.push((upload.id, other?)),
+            }
+        }
+        if ready.is_empty() {
+            return Err(FileError::UploadIncomplete);
+        }
+        let landed = mark_available(&self.db, UploadKind::Direct, &ready).await?;
+        self.bus.outbox_written();
+        Ok(match landed.into_iter().last() {
+            Some(file) => FileView::new(file, view.role),
+            None => FileView::new(self.load(view.file.id).await?, view.role),
+        })
     }
 
     /// The file, if the caller may see it (pending files only to their owner).

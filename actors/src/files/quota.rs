@@ -1,10 +1,11 @@
 //! Quotas that hold even when the bytes never pass through the server.
 //!
 //! A pending file is a reservation: it is created with its declared size
-//! when an upload starts, becomes the stored file when the upload
-//! completes, and goes when it is aborted or expires. So what an owner
-//! uses is one sum over their file rows (pending, live and in the trash),
-//! and a reservation is checked against the quota with the owner's row
+//! when an upload starts, becomes the stored file (or a file's next
+//! revision) when the upload completes, and goes when it is aborted or
+//! expires. So what an owner uses is one sum over their file rows
+//! (pending, live and in the trash) and one over their files' earlier
+//! revisions, and a reservation is checked against the quota with the owner's row
 //! held ([`lock_tree`]): concurrent uploads, on any number of instances,
 //! take turns and never reserve past it.
 
@@ -13,14 +14,14 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QuerySelect,
 };
 use stowage_entity::files::{self, FileStatus, ItemKind};
-use stowage_entity::users;
+use stowage_entity::{file_revisions, users};
 use uuid::Uuid;
 
 use super::FileError;
 use super::tree::lock_tree;
 
-/// What an owner's files take: stored bytes (live and in the trash) and
-/// bytes reserved by unfinished uploads.
+/// What an owner's files take: stored bytes (every revision, live and in
+/// the trash) and bytes reserved by unfinished uploads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Taken {
     pub stored: u64,
@@ -46,12 +47,26 @@ pub(crate) async fn taken(db: &impl ConnectionTrait, owner: Uuid) -> Result<Take
         // PostgreSQL sums bigints as numeric: bring it back to bigint.
         .column_as(files::Column::Size.sum().cast_as("BIGINT"), "bytes")
         .filter(files::Column::OwnerId.eq(owner))
-        .filter(files::Column::Kind.eq(ItemKind::File))
+        .filter(files::Column::Kind.ne(ItemKind::Folder))
         .group_by(files::Column::Status)
         .into_model::<Row>()
         .all(db)
         .await?;
-    let mut taken = Taken::default();
+    let earlier: Option<i64> = file_revisions::Entity::find()
+        .select_only()
+        .column_as(
+            file_revisions::Column::Size.sum().cast_as("BIGINT"),
+            "bytes",
+        )
+        .filter(file_revisions::Column::OwnerId.eq(owner))
+        .into_tuple::<Option<i64>>()
+        .one(db)
+        .await?
+        .flatten();
+    let mut taken = Taken {
+        stored: u64::try_from(earlier.unwrap_or(0)).unwrap_or(0),
+        reserved: 0,
+    };
     for r in rows {
         let bytes = u64::try_from(r.bytes.unwrap_or(0)).unwrap_or(0);
         match r.status {

@@ -4,7 +4,8 @@
 //! bounded batches claimed with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so
 //! instances that share a database never do the same work twice:
 //!
-//! 1. `purge`: trashed files past retention: objects deleted from the store
+//! 1. `purge`: trashed files past retention: objects (every revision's)
+//!    deleted from the store
 //!    in batches outside any transaction, then the rows; a file the store
 //!    would not let go is retried after a back-off while the rest go on.
 //!    Publishes `file.purged`.
@@ -15,9 +16,12 @@
 //!    multipart upload is aborted (a tus upload's staging file or tail
 //!    object removed), the session marked expired, the pending
 //!    file removed. Publishes `upload.expired`.
-//! 5. `orphans`: objects under `users/` that no file row knows and that are
-//!    older than the grace period are deleted, one listing page per sweep,
-//!    resuming where the last sweep stopped.
+//! 5. `orphans`: objects under `users/` that no file row or revision knows
+//!    and that are older than the grace period are deleted, one listing
+//!    page per sweep, resuming where the last sweep stopped.
+//! 6. `revisions`: earlier revisions past `STOWAGE_REVISIONS_KEEP` or
+//!    `STOWAGE_REVISIONS_MAX_AGE` are deleted, and their objects with them
+//!    unless another revision shares one.
 
 mod actor;
 
@@ -37,7 +41,9 @@ pub use actor::{JanitorActor, Shutdown};
 
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus, Happened, item_event};
-use crate::files::{mark_available, verify_object};
+use crate::files::{
+    Retention, discard, mark_available, named_keys, objects_of, past_retention, verify_object,
+};
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
 use crate::time::now;
@@ -63,6 +69,8 @@ pub struct Janitor {
     pub storage: Arc<Storage>,
     pub bus: EventBus,
     pub trash_retention: Duration,
+    /// How many earlier revisions of a file are kept, and how long.
+    pub revisions: Retention,
     /// A pending direct upload is reconciled once it is this old.
     pub reconcile_after: Duration,
     /// An object no row knows is deleted once it is this old.
@@ -94,6 +102,7 @@ impl Janitor {
         for name in [
             "expire",
             "purge",
+            "revisions",
             "reconcile",
             "stale_uploads",
             "orphans",
@@ -105,6 +114,7 @@ impl Janitor {
             let result = match name {
                 "expire" => self.expire().await,
                 "purge" => self.purge().await,
+                "revisions" => self.revisions().await,
                 "reconcile" => self.reconcile().await,
                 "stale_uploads" => self.stale_uploads().await,
                 "orphans" => self.orphans().await,
@@ -235,18 +245,23 @@ impl Janitor {
                     failed.push(f.id);
                 }
             }
-            // A folder has no object: only its row goes.
-            let keys: Vec<String> = batch
+            // A folder has no object: only its row goes. A file's earlier
+            // revisions go with it.
+            let mut keys: Vec<(uuid::Uuid, String)> = batch
                 .iter()
-                .filter(|f| !failed.contains(&f.id) && f.kind == ItemKind::File)
-                .map(|f| f.object_key.clone())
+                .filter(|f| !failed.contains(&f.id) && f.kind != ItemKind::Folder)
+                .map(|f| (f.id, f.object_key.clone()))
                 .collect();
-            match self.storage.delete_many(&keys).await {
+            let files: Vec<_> = keys.iter().map(|(id, _)| *id).collect();
+            keys.extend(objects_of(&self.db, &files).await?);
+            keys.sort();
+            keys.dedup();
+            let objects: Vec<String> = keys.iter().map(|(_, k)| k.clone()).collect();
+            match self.storage.delete_many(&objects).await {
                 Ok(report) => failed.extend(
-                    batch
-                        .iter()
-                        .filter(|f| report.failed.contains(&f.object_key))
-                        .map(|f| f.id),
+                    keys.iter()
+                        .filter(|(_, k)| report.failed.contains(k))
+                        .map(|(id, _)| *id),
                 ),
                 Err(e) => {
                     tracing::warn!(error = %e, "purge: the store refused the batch");
@@ -264,8 +279,10 @@ impl Janitor {
                 .filter(files::Column::Id.is_in(gone))
                 .exec_with_returning(&txn)
                 .await?;
+            // A revision upload's row goes with its file, unannounced.
             let events: Vec<DomainEvent> = purged
                 .iter()
+                .filter(|f| f.kind != ItemKind::Revision)
                 .map(|f| {
                     DomainEvent::new(
                         item_event(f.kind, Happened::Purged),
@@ -280,7 +297,7 @@ impl Janitor {
             txn.commit().await?;
             self.bus.outbox_written();
             self.retry_later(&batch, &failed).await?;
-            count("purge", "purged", purged.len() as u64);
+            count("purge", "purged", events.len() as u64);
             count("purge", "failed", failed.len() as u64);
             total += purged.len() as u64;
             if !failed.is_empty() && purged.is_empty() {
@@ -408,7 +425,7 @@ impl Janitor {
             .into_iter()
             .map(|f| (f.id, f.object_key))
             .collect();
-        let orphans: Vec<String> = objects
+        let unknown: Vec<String> = objects
             .into_iter()
             .filter(|o| o.last_modified < cutoff)
             .filter(|o| {
@@ -418,6 +435,10 @@ impl Janitor {
             })
             .map(|o| o.key)
             .collect();
+        // A revised file's object, or an earlier revision's, is named by
+        // its key, not by the id in it.
+        let named = named_keys(&self.db, &unknown).await?;
+        let orphans: Vec<String> = unknown.into_iter().filter(|k| !named.contains(k)).collect();
         if orphans.is_empty() {
             return Ok(0);
         }
@@ -431,6 +452,27 @@ impl Janitor {
         count("orphans", "deleted", deleted);
         count("orphans", "failed", report.failed.len() as u64);
         Ok(deleted)
+    }
+
+    /// Rule 6: earlier revisions past retention (older than
+    /// `STOWAGE_REVISIONS_MAX_AGE`, or beyond the newest
+    /// `STOWAGE_REVISIONS_KEEP` of their file) leave the database and,
+    /// unless another revision shares it, the store.
+    pub async fn revisions(&self) -> anyhow::Result<u64> {
+        let mut total = 0;
+        while !self.stopping() {
+            let due = past_retention(&self.db, self.revisions, BATCH).await?;
+            if due.is_empty() {
+                break;
+            }
+            let n = discard(&self.db, &self.storage, due).await?;
+            count("revisions", "deleted", n);
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// Rule 3: sessions idle past their expiry. Claimed through their lease

@@ -275,6 +275,7 @@ impl Links {
             .filter(files::Column::OwnerId.eq(opened.item.owner_id))
             .filter(files::Column::DeletedAt.is_null())
             .filter(files::Column::Status.eq(FileStatus::Available))
+            .filter(files::Column::Kind.ne(ItemKind::Revision))
             .one(&self.db)
             .await?
             .ok_or(LinkError::NotFound)?;
@@ -338,6 +339,7 @@ impl Links {
             owner: opened.item.owner_id,
             parent: Some(opened.item.id),
             role: Role::Editor,
+            by: None,
         })
     }
 

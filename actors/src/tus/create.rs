@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{NewUpload, PatchRequest, Tus, TusError, TusUpload};
 use crate::domain::{ContentType, FileName};
-use crate::files::{Placement, enter, free_name, insert_file, pending_file, placement, reserve};
+use crate::files::{Conflict, Placement, enter, insert_upload, land, placement, reserve};
 use crate::time::now;
 use crate::uploads::PartPlan;
 
@@ -26,19 +26,22 @@ impl Tus {
             })?),
             None => None,
         };
+        let on = new.metadata.text(&["on_conflict"])?;
+        let base = new.metadata.text(&["base_revision"])?;
+        let conflict = Conflict::parse_text(on.as_deref(), base.as_deref())?;
         let place = placement(&self.inner.db, owner, parent).await?;
-        self.create_in(owner, place, new, false).await
+        self.create_in(owner, place, new, conflict).await
     }
 
     /// Creates an upload of `owner`'s (whose requests continue it) into
-    /// `place`; with `rename`, a name taken there becomes `name (1).ext`,
-    /// `name (2).ext`… instead of 409 (a drop folder's uploads).
+    /// `place`, a taken name handled by `conflict` (a drop folder's
+    /// uploads are renamed: `name (1).ext`, `name (2).ext`…).
     pub async fn create_in(
         &self,
         owner: Uuid,
         place: Placement,
         new: NewUpload,
-        rename: bool,
+        conflict: Conflict,
     ) -> Result<TusUpload, TusError> {
         let inner = &self.inner;
         if let Some(length) = new.length {
@@ -64,22 +67,17 @@ impl Tus {
         let txn = inner.db.begin().await?;
         reserve(&txn, place.owner, new.length.unwrap_or(0), "tus").await?;
         enter(&txn, &place).await?;
-        let name = match rename {
-            true => free_name(&txn, &place, name).await?,
-            false => name,
-        };
-        insert_file(
+        let landing = land(&txn, &place, name, conflict).await?;
+        insert_upload(
             &txn,
-            pending_file(
-                file_id,
-                &place,
-                &name,
-                new.length.unwrap_or(0),
-                &content_type,
-                None,
-                at,
-            ),
-            name.as_str(),
+            file_id,
+            &place,
+            landing,
+            conflict.base,
+            new.length.unwrap_or(0),
+            &content_type,
+            None,
+            at,
         )
         .await?;
         let session = upload_sessions::ActiveModel {

@@ -11,17 +11,17 @@ use std::time::Duration;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
-use stowage_entity::files::{self, FileStatus};
+use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 use uuid::Uuid;
 
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
-    FileError, FileView, Role, enter, insert_file, mark_available, pending_file, placement,
+    Conflict, FileError, FileView, Role, enter, insert_upload, land, mark_available, placement,
     reserve, verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
@@ -78,6 +78,8 @@ pub struct NewMultipart {
     pub part_size: Option<u64>,
     /// The folder to put it in; `None` is the caller's root.
     pub parent: Option<Uuid>,
+    /// What happens if the name is taken there.
+    pub conflict: Conflict,
 }
 
 /// The shape of a multipart upload: part size and count.
@@ -199,15 +201,25 @@ impl Uploads {
             .create_multipart(&key, new.content_type.as_str())
             .await?;
         let txn = self.db.begin().await?;
-        let file = pending_file(id, &place, &new.name, new.size, &new.content_type, None, at);
-        let entered = match reserve(&txn, place.owner, new.size, "multipart").await {
-            Ok(()) => enter(&txn, &place).await,
-            Err(e) => Err(e),
-        };
-        let inserted = match entered {
-            Ok(()) => insert_file(&txn, file, new.name.as_str()).await,
-            Err(e) => Err(e),
-        };
+        let inserted = async {
+            reserve(&txn, place.owner, new.size, "multipart").await?;
+            enter(&txn, &place).await?;
+            let landing = land(&txn, &place, new.name.clone(), new.conflict).await?;
+            let base = new.conflict.base;
+            insert_upload(
+                &txn,
+                id,
+                &place,
+                landing,
+                base,
+                new.size,
+                &new.content_type,
+                None,
+                at,
+            )
+            .await
+        }
+        .await;
         let file = match inserted {
             Ok(f) => f,
             Err(e) => {
@@ -309,6 +321,7 @@ impl Uploads {
             .ok_or(FileError::UploadIncomplete)?;
         let digest = verify_object(&self.storage, &file, &meta).await?;
         let changed = mark_available(&self.db, UploadKind::Multipart, &[(file.id, digest)]).await?;
+        let landed = changed.first().map(|f| f.id);
         let at = now();
         upload_sessions::Entity::update_many()
             .col_expr(
@@ -327,10 +340,16 @@ impl Uploads {
             .filter(upload_sessions::Column::Id.eq(session.id))
             .exec(&self.db)
             .await?;
-        let file = files::Entity::find_by_id(file.id)
+        // What the upload became: its file, or (a revision upload) the
+        // file it revised or its conflicted copy, which its session follows.
+        let landed = match landed {
+            Some(id) => id,
+            None => self.get(owner, upload).await?.session.file_id,
+        };
+        let file = files::Entity::find_by_id(landed)
             .one(&self.db)
             .await?
-            .ok_or(FileError::NotFound(file.id))?;
+            .ok_or(FileError::NotFound(landed))?;
         if !changed.is_empty() {
             self.bus.outbox_written();
         }
@@ -373,17 +392,43 @@ impl Uploads {
             .order_by_desc(upload_sessions::Column::Id)
             .all(&self.db)
             .await?;
-        Ok(sessions.into_iter().map(view).collect())
+        self.shown(sessions).await
     }
 
     /// One of the caller's sessions, of any kind and state.
     pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<SessionView, UploadError> {
-        upload_sessions::Entity::find_by_id(id)
+        let session = upload_sessions::Entity::find_by_id(id)
             .filter(upload_sessions::Column::OwnerId.eq(owner))
             .one(&self.db)
             .await?
-            .map(view)
-            .ok_or(UploadError::NotFound(id))
+            .ok_or(UploadError::NotFound(id))?;
+        let mut shown = self.shown(vec![session]).await?;
+        shown.pop().ok_or(UploadError::NotFound(id))
+    }
+
+    /// Sessions as their owner sees them: an unfinished upload of a file's
+    /// next revision names that file (not the upload's hidden row).
+    async fn shown(
+        &self,
+        mut sessions: Vec<upload_sessions::Model>,
+    ) -> Result<Vec<SessionView>, UploadError> {
+        let revising: std::collections::HashMap<Uuid, Option<Uuid>> = files::Entity::find()
+            .select_only()
+            .column(files::Column::Id)
+            .column(files::Column::ParentId)
+            .filter(files::Column::Id.is_in(sessions.iter().map(|s| s.file_id)))
+            .filter(files::Column::Kind.eq(ItemKind::Revision))
+            .into_tuple::<(Uuid, Option<Uuid>)>()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .collect();
+        for s in &mut sessions {
+            if let Some(Some(file)) = revising.get(&s.file_id) {
+                s.file_id = *file;
+            }
+        }
+        Ok(sessions.into_iter().map(view).collect())
     }
 
     async fn owned_session(

@@ -30,6 +30,8 @@ pub struct FileBody {
     pub parent_id: Option<Uuid>,
     /// Its current revision.
     pub revision: i64,
+    /// A conflicted copy: the file whose revision this upload could not become.
+    pub conflict_of: Option<Uuid>,
     pub size: i64,
     pub content_type: String,
     pub sha256: Option<String>,
@@ -71,6 +73,7 @@ impl FileBody {
             name: f.name,
             parent_id: f.parent_id,
             revision: f.revision,
+            conflict_of: f.conflict_of,
             size: f.size,
             content_type: f.content_type,
             sha256: f.sha256,
@@ -182,7 +185,7 @@ pub async fn list(
     }))
 }
 
-fn with_etag(body: FileBody) -> HttpResponse {
+pub(crate) fn with_etag(body: FileBody) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::ETAG, format!("\"{}\"", body.version)))
         .json(body)
@@ -359,7 +362,7 @@ impl DownloadParams {
     }
 }
 
-fn redirect(url: &str) -> HttpResponse {
+pub(crate) fn redirect(url: &str) -> HttpResponse {
     match HeaderValue::from_str(url) {
         Ok(v) => HttpResponse::Found()
             .insert_header((header::LOCATION, v))

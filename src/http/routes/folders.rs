@@ -74,7 +74,7 @@ impl ItemBody {
     pub fn new(view: FileView, base: &PublicBase) -> Self {
         match view.file.kind {
             ItemKind::Folder => Self::Folder(FolderBody::new(view)),
-            ItemKind::File => Self::File(FileBody::new(view, base)),
+            ItemKind::File | ItemKind::Revision => Self::File(FileBody::new(view, base)),
         }
     }
 

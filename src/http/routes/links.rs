@@ -49,8 +49,8 @@ impl LinkBody {
             id: link.id,
             item_id: link.item_id,
             item_type: match kind {
-                ItemKind::File => "file",
                 ItemKind::Folder => "folder",
+                ItemKind::File | ItemKind::Revision => "file",
             },
             mode: match link.mode {
                 LinkMode::View => "view",
@@ -263,7 +263,7 @@ async fn serve(
 ) -> Result<HttpResponse, ApiError> {
     let found = links.item(opened, item).await?;
     match found.kind {
-        ItemKind::File => {
+        ItemKind::File | ItemKind::Revision => {
             let params = web::Query::<DownloadParams>::from_query(req.query_string())
                 .map_err(|_| ValidationError::new("disposition", "must be inline or attachment"))?;
             let url = links

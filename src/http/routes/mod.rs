@@ -7,6 +7,7 @@ pub mod folders;
 pub mod links;
 pub mod multipart;
 pub mod ops;
+pub mod revisions;
 pub mod shares;
 pub mod tus;
 pub mod uploads;

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::files::FileBody;
+use super::uploads::{OnConflictBody, conflict};
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
@@ -40,6 +41,11 @@ pub struct MultipartRequest {
     pub part_size: Option<u64>,
     /// The folder to upload into (yours, or one shared with you as editor); default: your root.
     pub parent_id: Option<Uuid>,
+    /// When the name is taken: `fail` (409, the default), `rename` or `revision`.
+    pub on_conflict: Option<OnConflictBody>,
+    /// With `on_conflict: revision`: the revision these bytes are based on (412 if the file is past it).
+    #[schema(minimum = 1)]
+    pub base_revision: Option<i64>,
 }
 
 impl TryFrom<MultipartRequest> for NewMultipart {
@@ -57,6 +63,7 @@ impl TryFrom<MultipartRequest> for NewMultipart {
                 .unwrap_or_else(ContentType::octet_stream),
             part_size: r.part_size,
             parent: r.parent_id,
+            conflict: conflict(r.on_conflict, r.base_revision)?,
         })
     }
 }
@@ -78,7 +85,7 @@ pub struct MultipartBody {
     responses((status = 201, body = MultipartBody), (status = 400, body = Problem),
         (status = 403, body = Problem, description = "a viewer's folder as parent"),
         (status = 404, body = Problem, description = "`folder_not_found`: the parent"),
-        (status = 409, body = Problem, description = "`name_taken`"), (status = 413, body = Problem)))]
+        (status = 409, body = Problem, description = "`name_taken`"), (status = 412, body = Problem, description = "`revision_conflict`"), (status = 413, body = Problem)))]
 pub async fn create(
     caller: Authenticated,
     uploads: web::Data<Uploads>,

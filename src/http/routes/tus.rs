@@ -7,7 +7,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use stowage_actors::files::Placement;
+use stowage_actors::files::{Conflict, OnConflict, Placement};
 use stowage_actors::tus::{self, Checksum, Metadata, NewUpload, PatchRequest, Tus, TusUpload};
 use uuid::Uuid;
 
@@ -56,7 +56,7 @@ pub async fn options(tus: web::Data<Tus>) -> HttpResponse {
         (status = 400, body = Problem), (status = 403, body = Problem, description = "a viewer's folder as `parent_id`"),
         (status = 404, body = Problem, description = "`folder_not_found`: the `parent_id` in the metadata"),
         (status = 409, body = Problem, description = "`name_taken`"),
-        (status = 412, body = Problem, description = "missing or unsupported `Tus-Resumable`"),
+        (status = 412, body = Problem, description = "missing or unsupported `Tus-Resumable`, or `revision_conflict` (metadata `on_conflict`, `base_revision`)"),
         (status = 413, body = Problem), (status = 460, body = Problem, description = "`checksum_mismatch`")))]
 pub async fn create(
     req: HttpRequest,
@@ -125,7 +125,13 @@ pub async fn create_as(
         let new = NewUpload { length, metadata };
         let upload = match uploader {
             Uploader::Caller(owner) => tus.create(owner, new).await?,
-            Uploader::Drop(place) => tus.create_in(place.owner, place, new, true).await?,
+            Uploader::Drop(place) => {
+                let rename = Conflict {
+                    on: OnConflict::Rename,
+                    base: None,
+                };
+                tus.create_in(place.owner, place, new, rename).await?
+            }
         };
         Ok::<_, ApiError>((upload, with_body, checksum))
     }

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_actors::domain::{ContentType, FileName, Sha256Hex, ValidationError};
-use stowage_actors::files::{DirectUpload, Files, MAX_BATCH, NewUpload};
+use stowage_actors::files::{Conflict, DirectUpload, Files, MAX_BATCH, NewUpload};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -44,6 +44,41 @@ pub struct UploadRequest {
     pub expires_in_seconds: Option<u64>,
     /// The folder to upload into (yours, or one shared with you as editor); default: your root.
     pub parent_id: Option<Uuid>,
+    /// When the name is taken: `fail` (409, the default), `rename` or `revision`.
+    pub on_conflict: Option<OnConflictBody>,
+    /// With `on_conflict: revision`: the revision these bytes are based on (412 if the file is past it).
+    #[schema(minimum = 1)]
+    pub base_revision: Option<i64>,
+}
+
+/// What an upload does when its name is taken in its folder.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnConflictBody {
+    /// 409 `name_taken`.
+    Fail,
+    /// The first free name: `report (1).pdf`, `report (2).pdf`…
+    Rename,
+    /// The next revision of the file there.
+    Revision,
+}
+
+impl OnConflictBody {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fail => "fail",
+            Self::Rename => "rename",
+            Self::Revision => "revision",
+        }
+    }
+}
+
+/// The `on_conflict` and `base_revision` of an upload request.
+pub(crate) fn conflict(
+    on: Option<OnConflictBody>,
+    base: Option<i64>,
+) -> Result<Conflict, ValidationError> {
+    Conflict::parse(on.map(OnConflictBody::as_str), base)
 }
 
 impl TryFrom<UploadRequest> for NewUpload {
@@ -62,6 +97,7 @@ impl TryFrom<UploadRequest> for NewUpload {
             sha256: r.sha256.as_deref().map(Sha256Hex::parse).transpose()?,
             url_ttl: NewUpload::url_ttl(r.expires_in_seconds)?,
             parent: r.parent_id,
+            conflict: conflict(r.on_conflict, r.base_revision)?,
         })
     }
 }
@@ -106,6 +142,7 @@ impl DirectUploadBody {
         (status = 403, body = Problem, description = "a viewer's folder as parent"),
         (status = 404, body = Problem, description = "`folder_not_found`: the parent"),
         (status = 409, body = Problem, description = "`name_taken`"),
+        (status = 412, body = Problem, description = "`revision_conflict`: the file is past `base_revision`"),
         (status = 413, body = Problem, description = "`file_too_large`")))]
 pub async fn create(
     caller: Authenticated,
