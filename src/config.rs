@@ -33,12 +33,27 @@ pub struct Cli {
     pub settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Serve the API (what `stowage` does with no command).
     Serve,
     /// Apply the database migrations and exit.
     Migrate,
+    /// Administration from the command line.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum AdminCommand {
+    /// Create a service user and an `admin` key for it; prints the key
+    /// (stk_…), which is shown only this once. Uses the server's database
+    /// and secret (STOWAGE_DATABASE_URL, STOWAGE_JWT_SECRET or the data dir).
+    CreateKey {
+        /// What the key is for, e.g. "billing back end".
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

@@ -17,6 +17,7 @@ use stowage_actors::events::EventBus;
 use stowage_actors::files::{Files, Retention};
 use stowage_actors::ingest::{Ingest, IngestActor};
 use stowage_actors::janitor::{Janitor, JanitorActor, Shutdown};
+use stowage_actors::keys::Keys;
 use stowage_actors::links::{Links, UnlockKey};
 use stowage_actors::outbox::{OutboxRelayActor, Relay};
 use stowage_actors::sharing::Sharing;
@@ -61,10 +62,7 @@ impl Application {
                 settings.data_dir.display()
             )
         })?;
-        let secret = match &settings.jwt_secret {
-            Some(s) => SecretSlice::from(s.expose_secret().as_bytes().to_vec()),
-            None => load_or_create_secret(&settings.data_dir)?,
-        };
+        let secret = server_secret(&settings)?;
         let database_url = settings.database_url();
         if settings.jwt_secret.is_none() && !database_url.is_sqlite() {
             tracing::warn!(
@@ -148,6 +146,7 @@ impl Application {
             hasher.clone(),
             UnlockKey::derive(&secret),
         ));
+        let keys = web::Data::new(Keys::new(conn.clone(), &secret));
         let accounts = web::Data::new(
             Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret))
                 .with_default_quota(settings.default_quota.map(|q| q.0)),
@@ -201,6 +200,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(accounts.clone())
+                .app_data(keys.clone())
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(conn.clone())
@@ -328,6 +328,24 @@ fn spawn_limit_pruner(limits: &web::Data<RateLimits>) {
             }
         }
     });
+}
+
+/// The server secret: `STOWAGE_JWT_SECRET`, or the one kept in the data
+/// dir (created on first use). Tokens, keys' hashes and link grants derive
+/// from it.
+pub fn server_secret(settings: &Settings) -> anyhow::Result<SecretSlice<u8>> {
+    match &settings.jwt_secret {
+        Some(s) => Ok(SecretSlice::from(s.expose_secret().as_bytes().to_vec())),
+        None => {
+            private_dir(&settings.data_dir).with_context(|| {
+                format!(
+                    "creating the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
+            load_or_create_secret(&settings.data_dir)
+        }
+    }
 }
 
 /// The signing secret kept in the data dir: read it, or create it once

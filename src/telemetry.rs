@@ -121,6 +121,10 @@ impl RootSpanBuilder for StowageRootSpan {
             http.client_ip = %ClientIp::of(request.request()),
             http.status_code = empty,
             otel.status_code = empty,
+            // Who the request acts as, and the key that sent it (an admin
+            // key acting for a user logs both).
+            user_id = empty,
+            key_id = empty,
             exception.message = empty,
             exception.details = empty,
         )

@@ -49,6 +49,9 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_RATE_LIMIT_API",
         "STOWAGE_CORS_ORIGINS",
         "STOWAGE_NATS_INGEST_SUBJECT",
+        "STOWAGE_DEFAULT_QUOTA",
+        "STOWAGE_REVISIONS_KEEP",
+        "STOWAGE_REVISIONS_MAX_AGE",
         "RUST_LOG",
     ] {
         assert!(
@@ -57,6 +60,7 @@ fn help_documents_every_variable_of_the_contract() {
         );
     }
     assert!(help.contains("migrate"));
+    assert!(help.contains("admin"));
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod events;
 pub mod files;
 pub mod ingest;
 pub mod janitor;
+pub mod keys;
 pub mod links;
 pub mod metrics;
 pub mod outbox;

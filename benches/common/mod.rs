@@ -61,6 +61,8 @@ pub async fn insert_owner(db: &DatabaseConnection, owner: Uuid, run: &str) -> an
         quota_bytes: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        disabled_at: Set(None),
+        external_id: Set(None),
     })
     .exec(db)
     .await?;

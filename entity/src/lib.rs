@@ -1,6 +1,7 @@
 //! Stowage's database models. Plain sea-orm entities and nothing else: the
 //! rules about them live in `stowage-actors`, the schema in `stowage-migration`.
 
+pub mod api_keys;
 pub mod file_revisions;
 pub mod files;
 pub mod links;

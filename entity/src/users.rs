@@ -5,17 +5,24 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
-    /// The address as the user typed it at signup.
+    /// The address as the user typed it at signup; empty for a user an
+    /// admin created without one.
     pub email: String,
-    /// The address folded to lower case; unique.
+    /// The address folded to lower case; unique. `user:<id>` (no `@`)
+    /// for a user without an address.
     pub email_key: String,
     pub display_name: String,
-    /// PHC string (`$pbkdf2-sha256$i=…`).
+    /// PHC string (`$pbkdf2-sha256$i=…`); empty: no password (a user an
+    /// admin created, or a service), who cannot log in with one.
     pub password_hash: String,
     /// `None`: no quota.
     pub quota_bytes: Option<i64>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Set: refused everywhere (its logins, tokens and keys).
+    pub disabled_at: Option<DateTimeUtc>,
+    /// The id a product's back end knows this user by.
+    pub external_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

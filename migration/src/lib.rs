@@ -14,6 +14,7 @@ mod m20261202_000006_outbox;
 mod m20261202_000007_folders;
 mod m20261202_000008_links;
 mod m20261202_000009_revisions;
+mod m20261202_000010_keys;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_folders::Migration),
             Box::new(m20261202_000008_links::Migration),
             Box::new(m20261202_000009_revisions::Migration),
+            Box::new(m20261202_000010_keys::Migration),
         ]
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use stowage_actors::accounts::{AccountError, AuthError};
 use stowage_actors::domain::ValidationError;
 use stowage_actors::files::FileError;
+use stowage_actors::keys::KeyError;
 use stowage_actors::links::LinkError;
 use stowage_actors::storage::StorageError;
 use stowage_actors::tus::TusError;
@@ -254,6 +255,15 @@ impl From<AccountError> for ApiError {
             AccountError::UserGone => {
                 Self::unauthorized("account_gone", "the account no longer exists")
             }
+            AccountError::Disabled => Self::unauthorized(
+                "account_disabled",
+                "this account is disabled; an admin can enable it again",
+            ),
+            AccountError::ExternalIdTaken => Self::new(
+                StatusCode::CONFLICT,
+                "external_id_taken",
+                "a user with this external_id already exists; find it with GET /api/v1/admin/users?external_id=",
+            ),
             AccountError::Unexpected(cause) => Self::internal(cause),
         }
     }
@@ -276,9 +286,51 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::Revoked => Self::unauthorized(
                 "session_revoked",
-                "this login has ended (logout, or a refresh token was reused); log in again",
+                "this login has ended (logout, a reused refresh token, or the account was disabled); log in again",
+            ),
+            AuthError::UnknownKey => Self::unauthorized(
+                "invalid_key",
+                "this key does not exist or was revoked; create a new one at POST /api/v1/keys",
+            ),
+            AuthError::KeyExpired => Self::unauthorized(
+                "key_expired",
+                "this key has expired; create a new one at POST /api/v1/keys",
+            ),
+            AuthError::Disabled => Self::unauthorized(
+                "account_disabled",
+                "this account is disabled; an admin can enable it again",
+            ),
+            AuthError::InsufficientScope(scope) => Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                format!(
+                    "this needs a key with the {scope} scope (or a login); use a key that has it"
+                ),
+            ),
+            AuthError::LoginRequired => Self::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "keys are managed with a login or an admin key, and only a login logs out; this key may not",
             ),
             AuthError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        let detail = e.to_string();
+        match e {
+            KeyError::Validation(v) => v.into(),
+            KeyError::Auth(a) => a.into(),
+            KeyError::NotFound(_) => Self::not_found("key_not_found", detail),
+            KeyError::UserNotFound(_) => Self::not_found(
+                "user_not_found",
+                format!(
+                    "{detail}: Stowage-On-Behalf-Of must name a user (GET /api/v1/admin/users finds them)"
+                ),
+            ),
+            KeyError::Unexpected(cause) => Self::internal(cause),
         }
     }
 }

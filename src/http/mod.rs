@@ -26,8 +26,8 @@ use actix_web::{HttpResponse, web};
 
 use self::error::ApiError;
 use self::routes::{
-    account, auth as auth_routes, blobs, drop, files, folders, links, multipart, ops, revisions,
-    shares, tus, uploads,
+    account, admin, auth as auth_routes, blobs, drop, files, folders, keys, links, multipart, ops,
+    revisions, shares, tus, uploads,
 };
 
 /// JSON bodies of the auth routes are small.
@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             web::scope("/api/v1")
                 .wrap(actix_web::middleware::from_fn(json_bodies))
+                .wrap(actix_web::middleware::from_fn(acting_key))
                 .app_data(json_config(API_BODY_LIMIT))
                 .service(
                     web::scope("/auth")
@@ -65,6 +66,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         ),
                 )
                 .service(web::resource("/me").route(web::get().to(account::me)))
+                .service(
+                    web::resource("/keys")
+                        .route(web::post().to(keys::create))
+                        .route(web::get().to(keys::list)),
+                )
+                .service(web::resource("/keys/{id}").route(web::delete().to(keys::revoke)))
+                .service(
+                    web::resource("/admin/users")
+                        .route(web::post().to(admin::create))
+                        .route(web::get().to(admin::find)),
+                )
+                .service(
+                    web::resource("/admin/users/{id}")
+                        .route(web::get().to(admin::get))
+                        .route(web::patch().to(admin::patch)),
+                )
                 .service(
                     web::resource("/uploads")
                         .route(web::post().to(uploads::create))
@@ -222,6 +239,17 @@ pub fn configure_blobs(
 }
 
 /// API bodies are JSON. A body sent without any content type is taken as
+/// Opens the request's [`ACTING_KEY`](stowage_actors::events::ACTING_KEY):
+/// the bearer extractor fills it, the events the request causes name it.
+async fn acting_key(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    stowage_actors::events::ACTING_KEY
+        .scope(std::cell::Cell::new(None), next.call(req))
+        .await
+}
+
 /// JSON (curl without `-H`, load-test scripts); an explicit other type is
 /// 415. Browsers cannot send a cross-site form without a content type, so
 /// this keeps the CSRF guard of requiring JSON.

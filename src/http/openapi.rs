@@ -7,7 +7,8 @@ use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{Modify, OpenApi};
 
 use super::routes::{
-    account, auth, files, folders, links, multipart, ops, revisions, shares, tus, uploads,
+    account, admin, auth, files, folders, keys, links, multipart, ops, revisions, shares, tus,
+    uploads,
 };
 
 #[derive(OpenApi)]
@@ -23,6 +24,13 @@ use super::routes::{
         auth::refresh,
         auth::logout,
         account::me,
+        keys::create,
+        keys::list,
+        keys::revoke,
+        admin::create,
+        admin::find,
+        admin::get,
+        admin::patch,
         uploads::create,
         uploads::batch,
         multipart::create,
@@ -75,6 +83,8 @@ use super::routes::{
     tags(
         (name = "auth", description = "Accounts and tokens"),
         (name = "account", description = "The caller's account"),
+        (name = "keys", description = "Personal and service keys (stk_…)"),
+        (name = "admin", description = "Users, for a product's back end with an admin key"),
         (name = "uploads", description = "Putting files in"),
         (name = "files", description = "Reading, listing, changing and downloading files"),
         (name = "sharing", description = "Shares and shortcuts"),

@@ -99,3 +99,14 @@ impl utoipa::PartialSchema for Octets {
 }
 
 impl ToSchema for Octets {}
+
+/// What a key may do.
+#[derive(ToSchema)]
+pub enum KeyScope {
+    #[schema(rename = "files:read")]
+    FilesRead,
+    #[schema(rename = "files:write")]
+    FilesWrite,
+    #[schema(rename = "admin")]
+    Admin,
+}

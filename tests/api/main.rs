@@ -15,6 +15,7 @@ mod folders;
 mod ingest;
 mod instances;
 mod janitor;
+mod keys;
 mod links;
 mod multipart;
 mod ops;

@@ -19,6 +19,10 @@ pub enum AccountError {
     RefreshTokenReused,
     #[error("the account no longer exists")]
     UserGone,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("a user with this external id already exists")]
+    ExternalIdTaken,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -34,6 +38,17 @@ pub enum AuthError {
     Expired,
     #[error("this login was ended (logout or a reused refresh token)")]
     Revoked,
+    #[error("the key does not exist or was revoked")]
+    UnknownKey,
+    #[error("the key has expired")]
+    KeyExpired,
+    #[error("this account is disabled")]
+    Disabled,
+    /// The caller is known but its key's scopes do not reach the route.
+    #[error("this needs the {0} scope, which the key does not have")]
+    InsufficientScope(&'static str),
+    #[error("only a login (or an admin key) may do this, not a key")]
+    LoginRequired,
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }

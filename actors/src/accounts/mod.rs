@@ -8,6 +8,8 @@
 //! back within a few seconds while its successor is unused: that is a second
 //! tab refreshing at the same moment, and it gets the same new pair.
 
+mod admin;
+mod caller;
 mod error;
 mod passwords;
 mod tokens;
@@ -22,6 +24,8 @@ use sea_orm::{
 use stowage_entity::{login_sessions, refresh_tokens, users};
 use uuid::Uuid;
 
+pub use admin::{NewUser, UserFilter, UserPatch, external_id};
+pub use caller::{Caller, Need, SCOPE_NAMES, Scopes, Via};
 pub use error::{AccountError, AuthError};
 pub use passwords::PasswordHasher;
 pub use tokens::{ACCESS_TOKEN_TTL, Claims, Principal, REFRESH_TOKEN_TTL, TokenKeys};
@@ -103,6 +107,8 @@ impl Accounts {
                 .map(|q| i64::try_from(q).unwrap_or(i64::MAX))),
             created_at: Set(at),
             updated_at: Set(at),
+            disabled_at: Set(None),
+            external_id: Set(None),
         };
         let txn = self.db.begin().await?;
         let user = match user.insert(&txn).await {
@@ -137,13 +143,22 @@ impl Accounts {
             .filter(users::Column::EmailKey.eq(Email::key_of(email)))
             .one(&self.db)
             .await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        if !self.hasher.verify(password.clone(), stored).await? {
+        // A user without a password (an admin made it) is checked against
+        // the decoy, like an unknown address.
+        let stored = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .filter(|h| !h.is_empty());
+        let has_password = stored.is_some();
+        if !self.hasher.verify(password.clone(), stored).await? || !has_password {
             return Err(AccountError::InvalidCredentials);
         }
         let Some(mut user) = user else {
             return Err(AccountError::InvalidCredentials);
         };
+        if user.disabled_at.is_some() {
+            return Err(AccountError::Disabled);
+        }
         if self.hasher.needs_rehash(&user.password_hash) {
             // The configured cost changed since this password was set.
             let rehashed = self.hasher.hash(password).await?;
@@ -334,8 +349,8 @@ impl Accounts {
     }
 
     /// Checks a bearer access token: signature, expiry, and that its login
-    /// has not been ended.
-    pub async fn authenticate(&self, bearer: &str) -> Result<Principal, AuthError> {
+    /// has not been ended (disabling a user ends every login of theirs).
+    pub async fn authenticate(&self, bearer: &str) -> Result<Caller, AuthError> {
         let result = self.authenticate_inner(bearer).await;
         if let Err(e) = &result {
             auth_attempt(
@@ -343,12 +358,17 @@ impl Accounts {
                 match e {
                     AuthError::Unexpected(_) => "error",
                     AuthError::Expired => "expired",
-                    AuthError::Revoked => "revoked",
-                    AuthError::Missing | AuthError::Invalid => "invalid",
+                    AuthError::Revoked | AuthError::Disabled => "revoked",
+                    _ => "invalid",
                 },
             );
         }
-        result
+        result.map(|p| Caller {
+            user_id: p.user_id,
+            via: Via::Session {
+                session_id: p.session_id,
+            },
+        })
     }
 
     async fn authenticate_inner(&self, bearer: &str) -> Result<Principal, AuthError> {
@@ -453,9 +473,10 @@ fn outcome<T>(result: &Result<T, AccountError>) -> &'static str {
     match result {
         Ok(_) => "success",
         Err(AccountError::Validation(_)) => "invalid_input",
-        Err(AccountError::EmailTaken) => "conflict",
+        Err(AccountError::EmailTaken | AccountError::ExternalIdTaken) => "conflict",
         Err(AccountError::InvalidCredentials | AccountError::InvalidRefreshToken) => "invalid",
         Err(AccountError::RefreshTokenExpired) => "expired",
+        Err(AccountError::Disabled) => "disabled",
         Err(AccountError::RefreshTokenReused) => "reused",
         Err(AccountError::UserGone | AccountError::Unexpected(_)) => "error",
     }

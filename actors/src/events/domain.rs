@@ -23,7 +23,18 @@ pub struct DomainEvent {
     pub file_id: Uuid,
     pub owner_id: Uuid,
     pub actor_id: Option<Uuid>,
+    /// The key the request that caused it came with (a service acting for
+    /// `actor_id`, or the user's own key); `None` for a login or the system.
+    #[serde(default)]
+    pub via_key_id: Option<Uuid>,
     pub data: serde_json::Value,
+}
+
+tokio::task_local! {
+    /// The key of the request being served: the HTTP layer opens it for
+    /// each request and fills it once the caller is known, and every event
+    /// the request causes (in its task) names the key.
+    pub static ACTING_KEY: std::cell::Cell<Option<Uuid>>;
 }
 
 impl DomainEvent {
@@ -41,6 +52,7 @@ impl DomainEvent {
             file_id,
             owner_id,
             actor_id,
+            via_key_id: ACTING_KEY.try_with(std::cell::Cell::get).ok().flatten(),
             data,
         }
     }

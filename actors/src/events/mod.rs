@@ -14,7 +14,7 @@
 mod domain;
 pub mod minio;
 
-pub use domain::{DeliverError, DomainEvent, Happened, item_event};
+pub use domain::{ACTING_KEY, DeliverError, DomainEvent, Happened, item_event};
 
 use std::sync::Arc;
 use std::time::Duration;

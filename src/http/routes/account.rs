@@ -24,7 +24,8 @@ pub struct UsageBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeBody {
     pub id: Uuid,
-    pub email: String,
+    /// `null` for a user an admin created without an address.
+    pub email: Option<String>,
     pub display_name: String,
     pub created_at: DateTime<Utc>,
     pub usage: UsageBody,
@@ -44,7 +45,7 @@ pub async fn me(
     let usage = files.usage(user.id).await?;
     Ok(web::Json(MeBody {
         id: user.id,
-        email: user.email,
+        email: Some(user.email).filter(|e| !e.is_empty()),
         display_name: user.display_name,
         created_at: user.created_at,
         usage: UsageBody {

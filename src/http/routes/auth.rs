@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use stowage_actors::accounts::{Accounts, IssuedSession, NewAccount};
+use stowage_actors::accounts::{Accounts, AuthError, IssuedSession, NewAccount, Principal, Via};
 use stowage_actors::domain::{DisplayName, Email, Password};
 use stowage_entity::users;
 use utoipa::ToSchema;
@@ -168,6 +168,13 @@ pub async fn logout(
     accounts: web::Data<Accounts>,
     body: JsonObject<RefreshTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    accounts.logout(caller.0, &body.refresh_token).await?;
+    let Via::Session { session_id } = caller.0.via else {
+        return Err(AuthError::LoginRequired.into());
+    };
+    let principal = Principal {
+        user_id: caller.0.user_id,
+        session_id,
+    };
+    accounts.logout(principal, &body.refresh_token).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -1,9 +1,11 @@
 pub mod account;
+pub mod admin;
 pub mod auth;
 pub mod blobs;
 pub mod drop;
 pub mod files;
 pub mod folders;
+pub mod keys;
 pub mod links;
 pub mod multipart;
 pub mod ops;
