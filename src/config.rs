@@ -125,6 +125,19 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
     pub upload_expiry: Duration,
 
+    /// OpenID Connect issuer whose bearer JWTs are accepted (its `iss`,
+    /// exactly), e.g. https://accounts.example.com. Needs STOWAGE_OIDC_AUDIENCE.
+    #[arg(long, env = "STOWAGE_OIDC_ISSUER", value_parser = parse_issuer)]
+    pub oidc_issuer: Option<String>,
+
+    /// The `aud` the issuer's tokens must carry (your client id).
+    #[arg(long, env = "STOWAGE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// The issuer's JWKS; default: the `jwks_uri` of its discovery document.
+    #[arg(long, env = "STOWAGE_OIDC_JWKS_URL", value_parser = parse_issuer)]
+    pub oidc_jwks_url: Option<String>,
+
     /// Earlier revisions the janitor keeps per file (the newest ones).
     #[arg(long, env = "STOWAGE_REVISIONS_KEEP", default_value_t = 50)]
     pub revisions_keep: u64,
@@ -293,7 +306,26 @@ impl Settings {
         if self.workers == Some(0) {
             bail!("STOWAGE_WORKERS must be at least 1");
         }
+        match (&self.oidc_issuer, &self.oidc_audience) {
+            (Some(_), None) => bail!(
+                "STOWAGE_OIDC_ISSUER needs STOWAGE_OIDC_AUDIENCE: the `aud` its tokens carry for Stowage (your client id)"
+            ),
+            (None, Some(_)) => bail!("STOWAGE_OIDC_AUDIENCE is set without STOWAGE_OIDC_ISSUER"),
+            _ => {}
+        }
+        if self.oidc_jwks_url.is_some() && self.oidc_issuer.is_none() {
+            bail!("STOWAGE_OIDC_JWKS_URL is set without STOWAGE_OIDC_ISSUER");
+        }
         Ok(())
+    }
+
+    /// The OpenID Connect issuer to trust, when one is configured.
+    pub fn oidc(&self) -> Option<stowage_actors::accounts::OidcConfig> {
+        Some(stowage_actors::accounts::OidcConfig {
+            issuer: self.oidc_issuer.clone()?,
+            audience: self.oidc_audience.clone()?,
+            jwks_url: self.oidc_jwks_url.clone(),
+        })
     }
 
     /// The S3 bucket to use, when one is configured.
@@ -369,6 +401,12 @@ fn http_url(s: &str) -> Result<url::Url, String> {
         return Err("must start with http:// or https:// and name a host".into());
     }
     Ok(url)
+}
+
+/// An http(s) URL, kept as written (an issuer is compared with `iss` exactly).
+fn parse_issuer(s: &str) -> Result<String, String> {
+    http_url(s)?;
+    Ok(s.to_owned())
 }
 
 fn parse_public_url(s: &str) -> Result<String, String> {

@@ -12,7 +12,7 @@ use actix_web::middleware::{Condition, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::{Context, bail};
 use secrecy::{ExposeSecret, SecretSlice};
-use stowage_actors::accounts::{Accounts, PasswordHasher, TokenKeys};
+use stowage_actors::accounts::{Accounts, Oidc, PasswordHasher, TokenKeys};
 use stowage_actors::events::EventBus;
 use stowage_actors::files::{Files, Retention};
 use stowage_actors::ingest::{Ingest, IngestActor};
@@ -29,6 +29,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
 use crate::db;
+use crate::http::auth::Identity;
 use crate::http::client_ip::{self, TrustedProxies};
 use crate::http::rate_limit::RateLimits;
 use crate::http::{self, PublicBase, problem, request_id};
@@ -147,6 +148,10 @@ impl Application {
             UnlockKey::derive(&secret),
         ));
         let keys = web::Data::new(Keys::new(conn.clone(), &secret));
+        let identity =
+            web::Data::new(Identity(settings.oidc().map(|config| {
+                Oidc::new(config, conn.clone(), settings.default_quota.map(|q| q.0))
+            })));
         let accounts = web::Data::new(
             Accounts::new(conn.clone(), hasher, TokenKeys::new(&secret))
                 .with_default_quota(settings.default_quota.map(|q| q.0)),
@@ -201,6 +206,7 @@ impl Application {
             App::new()
                 .app_data(accounts.clone())
                 .app_data(keys.clone())
+                .app_data(identity.clone())
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
                 .app_data(conn.clone())

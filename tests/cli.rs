@@ -52,6 +52,9 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_DEFAULT_QUOTA",
         "STOWAGE_REVISIONS_KEEP",
         "STOWAGE_REVISIONS_MAX_AGE",
+        "STOWAGE_OIDC_ISSUER",
+        "STOWAGE_OIDC_AUDIENCE",
+        "STOWAGE_OIDC_JWKS_URL",
         "RUST_LOG",
     ] {
         assert!(

@@ -63,6 +63,8 @@ pub async fn insert_owner(db: &DatabaseConnection, owner: Uuid, run: &str) -> an
         updated_at: Set(now),
         disabled_at: Set(None),
         external_id: Set(None),
+        identity_issuer: Set(None),
+        identity_subject: Set(None),
     })
     .exec(db)
     .await?;

@@ -23,6 +23,10 @@ pub struct Model {
     pub disabled_at: Option<DateTimeUtc>,
     /// The id a product's back end knows this user by.
     pub external_id: Option<String>,
+    /// A user who arrived with an OpenID Connect token: its issuer and
+    /// `sub` (unique together).
+    pub identity_issuer: Option<String>,
+    pub identity_subject: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -15,6 +15,7 @@ mod m20261202_000007_folders;
 mod m20261202_000008_links;
 mod m20261202_000009_revisions;
 mod m20261202_000010_keys;
+mod m20261202_000011_identity;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000008_links::Migration),
             Box::new(m20261202_000009_revisions::Migration),
             Box::new(m20261202_000010_keys::Migration),
+            Box::new(m20261202_000011_identity::Migration),
         ]
     }
 }

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use stowage_actors::accounts::{Accounts, AuthError, Caller, Need};
+use stowage_actors::accounts::{Accounts, AuthError, Caller, Need, Oidc};
 use stowage_actors::events::ACTING_KEY;
 use stowage_actors::keys::{KEY_PREFIX, Keys};
 use uuid::Uuid;
@@ -17,6 +17,9 @@ use super::error::ApiError;
 
 /// The header with which an admin key acts for one of the users.
 pub const ON_BEHALF_OF: HeaderName = HeaderName::from_static("stowage-on-behalf-of");
+
+/// The OpenID Connect issuer whose tokens are accepted, if one is configured.
+pub struct Identity(pub Option<Oidc>);
 
 /// The caller of an authenticated route.
 #[derive(Debug, Clone, Copy)]
@@ -29,6 +32,9 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let accounts = req.app_data::<web::Data<Accounts>>().cloned();
         let keys = req.app_data::<web::Data<Keys>>().cloned();
+        let identity = req
+            .app_data::<web::Data<Identity>>()
+            .and_then(|i| i.0.clone());
         let token = bearer_token(req);
         let need = need_of(req);
         let on_behalf = req
@@ -40,10 +46,10 @@ impl FromRequest for Authenticated {
                 .zip(keys)
                 .ok_or_else(|| anyhow::anyhow!("accounts or keys not registered"))?;
             let token = token.ok_or(AuthError::Missing)?;
-            let mut caller = if token.starts_with(KEY_PREFIX) {
-                keys.authenticate(&token).await?
-            } else {
-                accounts.authenticate(&token).await?
+            let mut caller = match &identity {
+                _ if token.starts_with(KEY_PREFIX) => keys.authenticate(&token).await?,
+                Some(oidc) if Oidc::claims_token(&token) => oidc.authenticate(&token).await?,
+                _ => accounts.authenticate(&token).await?,
             };
             if let Some(target) = on_behalf {
                 let target = target.ok_or_else(|| {

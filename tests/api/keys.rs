@@ -14,7 +14,7 @@ crate::on_both_stacks!(
 
 /// `stowage admin create-key` against the app's database and secret: the
 /// real binary, as an operator runs it.
-fn admin_key(app: &TestApp) -> String {
+pub(crate) fn admin_key(app: &TestApp) -> String {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stowage"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("STOWAGE_") {

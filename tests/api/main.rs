@@ -18,6 +18,7 @@ mod janitor;
 mod keys;
 mod links;
 mod multipart;
+mod oidc;
 mod ops;
 mod outbox;
 mod process;

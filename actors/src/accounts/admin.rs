@@ -96,6 +96,8 @@ impl Accounts {
             updated_at: Set(at),
             disabled_at: Set(None),
             external_id: Set(new.external_id.clone()),
+            identity_issuer: Set(None),
+            identity_subject: Set(None),
         };
         match user.insert(&self.db).await {
             Ok(user) => Ok(user),

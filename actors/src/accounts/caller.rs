@@ -89,6 +89,8 @@ impl Need {
 pub enum Via {
     /// A login's access token.
     Session { session_id: Uuid },
+    /// A token of the configured OpenID Connect issuer.
+    Identity,
     /// A key: its id, scopes, and the user it belongs to (who differs from
     /// the caller's `user_id` when an admin key acts for someone).
     Key {
@@ -112,7 +114,7 @@ impl Caller {
     /// scopes allow; else 403 `insufficient_scope`.
     pub fn require(&self, need: Need) -> Result<(), AuthError> {
         let ok = match self.via {
-            Via::Session { .. } => need != Need::Admin,
+            Via::Session { .. } | Via::Identity => need != Need::Admin,
             Via::Key { scopes, .. } => scopes.allow(need),
         };
         if ok {
@@ -126,7 +128,7 @@ impl Caller {
     /// (a plain key minting more keys would outlive its own revocation).
     pub fn require_login_or_admin(&self) -> Result<(), AuthError> {
         match self.via {
-            Via::Session { .. } => Ok(()),
+            Via::Session { .. } | Via::Identity => Ok(()),
             Via::Key { scopes, .. } if scopes.admin() => Ok(()),
             Via::Key { .. } => Err(AuthError::LoginRequired),
         }
@@ -136,7 +138,7 @@ impl Caller {
     pub fn key_id(&self) -> Option<Uuid> {
         match self.via {
             Via::Key { key_id, .. } => Some(key_id),
-            Via::Session { .. } => None,
+            Via::Session { .. } | Via::Identity => None,
         }
     }
 

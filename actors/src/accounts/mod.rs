@@ -11,6 +11,7 @@
 mod admin;
 mod caller;
 mod error;
+mod oidc;
 mod passwords;
 mod tokens;
 
@@ -27,6 +28,7 @@ use uuid::Uuid;
 pub use admin::{NewUser, UserFilter, UserPatch, external_id};
 pub use caller::{Caller, Need, SCOPE_NAMES, Scopes, Via};
 pub use error::{AccountError, AuthError};
+pub use oidc::{Oidc, OidcConfig, REFETCH_EVERY as OIDC_REFETCH_EVERY};
 pub use passwords::PasswordHasher;
 pub use tokens::{ACCESS_TOKEN_TTL, Claims, Principal, REFRESH_TOKEN_TTL, TokenKeys};
 
@@ -109,6 +111,8 @@ impl Accounts {
             updated_at: Set(at),
             disabled_at: Set(None),
             external_id: Set(None),
+            identity_issuer: Set(None),
+            identity_subject: Set(None),
         };
         let txn = self.db.begin().await?;
         let user = match user.insert(&txn).await {

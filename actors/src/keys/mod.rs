@@ -287,6 +287,8 @@ impl Keys {
             updated_at: Set(at),
             disabled_at: Set(None),
             external_id: Set(None),
+            identity_issuer: Set(None),
+            identity_subject: Set(None),
         }
         .insert(&txn)
         .await?;
