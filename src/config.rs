@@ -138,6 +138,16 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_OIDC_JWKS_URL", value_parser = parse_issuer)]
     pub oidc_jwks_url: Option<String>,
 
+    /// Let webhooks point at loopback and private addresses (a trusted
+    /// network, tests); refused otherwise.
+    #[arg(long, env = "STOWAGE_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+
+    /// Delay before a failed webhook delivery's first retry; each next one
+    /// doubles, at most an hour apart, for 24 h.
+    #[arg(long, env = "STOWAGE_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = parse_duration)]
+    pub webhook_retry_base: Duration,
+
     /// Earlier revisions the janitor keeps per file (the newest ones).
     #[arg(long, env = "STOWAGE_REVISIONS_KEEP", default_value_t = 50)]
     pub revisions_keep: u64,

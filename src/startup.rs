@@ -25,6 +25,7 @@ use stowage_actors::storage::signing::UrlSigner;
 use stowage_actors::storage::{LocalStore, S3Store, Storage, private_dir};
 use stowage_actors::tus::Tus;
 use stowage_actors::uploads::Uploads;
+use stowage_actors::webhooks::{Sender, WebhookActor, Webhooks};
 use tracing_actix_web::TracingLogger;
 
 use crate::config::Settings;
@@ -50,6 +51,8 @@ pub struct Application {
     events: EventBus,
     relay: Relay,
     outbox: Addr<OutboxRelayActor>,
+    /// Kept so the sender lives as long as the server.
+    _webhooks: Addr<WebhookActor>,
 }
 
 impl Application {
@@ -148,6 +151,15 @@ impl Application {
             UnlockKey::derive(&secret),
         ));
         let keys = web::Data::new(Keys::new(conn.clone(), &secret));
+        let webhooks = web::Data::new(Webhooks::new(conn.clone(), settings.webhook_allow_private));
+        let webhook_sender = {
+            let sender = Sender::new(
+                conn.clone(),
+                settings.webhook_allow_private,
+                settings.webhook_retry_base,
+            );
+            Supervisor::start(move |_| WebhookActor::new(sender))
+        };
         let identity =
             web::Data::new(Identity(settings.oidc().map(|config| {
                 Oidc::new(config, conn.clone(), settings.default_quota.map(|q| q.0))
@@ -206,6 +218,7 @@ impl Application {
             App::new()
                 .app_data(accounts.clone())
                 .app_data(keys.clone())
+                .app_data(webhooks.clone())
                 .app_data(identity.clone())
                 .app_data(limits.clone())
                 .app_data(metrics.clone())
@@ -264,6 +277,7 @@ impl Application {
             events: events_handle,
             relay,
             outbox,
+            _webhooks: webhook_sender,
         })
     }
 

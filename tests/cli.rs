@@ -55,6 +55,7 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_OIDC_ISSUER",
         "STOWAGE_OIDC_AUDIENCE",
         "STOWAGE_OIDC_JWKS_URL",
+        "STOWAGE_WEBHOOK_ALLOW_PRIVATE",
         "RUST_LOG",
     ] {
         assert!(

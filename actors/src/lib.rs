@@ -19,3 +19,4 @@ pub mod storage;
 pub mod time;
 pub mod tus;
 pub mod uploads;
+pub mod webhooks;

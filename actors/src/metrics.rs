@@ -24,6 +24,8 @@ pub const CIRCUIT_OPEN: &str = "stowage_circuit_open";
 pub const OUTBOX_BACKLOG: &str = "stowage_outbox_backlog";
 pub const QUOTA_REJECTIONS_TOTAL: &str = "stowage_quota_rejections_total";
 pub const LINK_DOWNLOADS_TOTAL: &str = "stowage_link_downloads_total";
+pub const WEBHOOK_DELIVERIES_TOTAL: &str = "stowage_webhook_deliveries_total";
+pub const WEBHOOK_BACKLOG: &str = "stowage_webhook_backlog";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -129,9 +131,23 @@ pub fn describe() {
         "Downloads through share links (each redirect to a signed URL)"
     );
     metrics::counter!(LINK_DOWNLOADS_TOTAL).increment(0);
+    describe_counter!(
+        WEBHOOK_DELIVERIES_TOTAL,
+        Unit::Count,
+        "Webhook delivery attempts, by result (delivered, retry, failed)"
+    );
+    for result in ["delivered", "retry", "failed"] {
+        metrics::counter!(WEBHOOK_DELIVERIES_TOTAL, "result" => result).increment(0);
+    }
+    describe_gauge!(
+        WEBHOOK_BACKLOG,
+        Unit::Count,
+        "Webhook deliveries still pending (waiting for a first try or a retry)"
+    );
+    metrics::gauge!(WEBHOOK_BACKLOG).set(0.0);
     // Closed label sets start at zero, so dashboards and alerts see every
     // series before the first event happens.
-    for actor in ["ingest", "janitor", "outbox", "upload_session"] {
+    for actor in ["ingest", "janitor", "outbox", "upload_session", "webhooks"] {
         metrics::counter!(ACTOR_RESTARTS_TOTAL, "actor" => actor).increment(0);
     }
     for (sweep, result) in [
@@ -143,6 +159,7 @@ pub fn describe() {
         ("stale_uploads", "failed"),
         ("orphans", "deleted"),
         ("orphans", "failed"),
+        ("revisions", "deleted"),
     ] {
         metrics::counter!(JANITOR_ITEMS_TOTAL, "sweep" => sweep, "result" => result).increment(0);
     }

@@ -14,3 +14,5 @@ pub mod shortcuts;
 pub mod upload_parts;
 pub mod upload_sessions;
 pub mod users;
+pub mod webhook_deliveries;
+pub mod webhooks;

@@ -16,6 +16,7 @@ mod m20261202_000008_links;
 mod m20261202_000009_revisions;
 mod m20261202_000010_keys;
 mod m20261202_000011_identity;
+mod m20261202_000012_webhooks;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000009_revisions::Migration),
             Box::new(m20261202_000010_keys::Migration),
             Box::new(m20261202_000011_identity::Migration),
+            Box::new(m20261202_000012_webhooks::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ use stowage_actors::links::LinkError;
 use stowage_actors::storage::StorageError;
 use stowage_actors::tus::TusError;
 use stowage_actors::uploads::UploadError;
+use stowage_actors::webhooks::WebhookError;
 use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -331,6 +332,27 @@ impl From<KeyError> for ApiError {
                 ),
             ),
             KeyError::Unexpected(cause) => Self::internal(cause),
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        let detail = e.to_string();
+        match e {
+            WebhookError::Validation(v) => v.into(),
+            WebhookError::Url(stowage_actors::webhooks::guard::UrlError::Forbidden { .. }) => {
+                Self::bad_request(
+                    "webhook_url_forbidden",
+                    format!(
+                        "{detail}; use a public address (or set STOWAGE_WEBHOOK_ALLOW_PRIVATE=true on a trusted network)"
+                    ),
+                )
+            }
+            WebhookError::Url(_) => Self::bad_request("invalid_field", format!("`url`: {detail}")),
+            WebhookError::NotFound(_) => Self::not_found("webhook_not_found", detail),
+            WebhookError::DeliveryNotFound(_) => Self::not_found("delivery_not_found", detail),
+            WebhookError::Unexpected(cause) => Self::internal(cause),
         }
     }
 }

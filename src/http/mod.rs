@@ -27,7 +27,7 @@ use actix_web::{HttpResponse, web};
 use self::error::ApiError;
 use self::routes::{
     account, admin, auth as auth_routes, blobs, drop, files, folders, keys, links, multipart, ops,
-    revisions, shares, tus, uploads,
+    revisions, shares, tus, uploads, webhooks,
 };
 
 /// JSON bodies of the auth routes are small.
@@ -72,6 +72,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(keys::list)),
                 )
                 .service(web::resource("/keys/{id}").route(web::delete().to(keys::revoke)))
+                .service(
+                    web::resource("/webhooks")
+                        .route(web::post().to(webhooks::create))
+                        .route(web::get().to(webhooks::list)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}")
+                        .route(web::get().to(webhooks::get))
+                        .route(web::patch().to(webhooks::patch))
+                        .route(web::delete().to(webhooks::delete)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}/deliveries")
+                        .route(web::get().to(webhooks::deliveries)),
+                )
+                .service(
+                    web::resource("/webhooks/{id}/deliveries/{delivery_id}/retry")
+                        .route(web::post().to(webhooks::retry)),
+                )
                 .service(
                     web::resource("/admin/users")
                         .route(web::post().to(admin::create))

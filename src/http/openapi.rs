@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::routes::{
     account, admin, auth, files, folders, keys, links, multipart, ops, revisions, shares, tus,
-    uploads,
+    uploads, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -31,6 +31,13 @@ use super::routes::{
         admin::find,
         admin::get,
         admin::patch,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::patch,
+        webhooks::delete,
+        webhooks::deliveries,
+        webhooks::retry,
         uploads::create,
         uploads::batch,
         multipart::create,
@@ -85,6 +92,7 @@ use super::routes::{
         (name = "account", description = "The caller's account"),
         (name = "keys", description = "Personal and service keys (stk_…)"),
         (name = "admin", description = "Users, for a product's back end with an admin key"),
+        (name = "webhooks", description = "Signed deliveries of the domain events"),
         (name = "uploads", description = "Putting files in"),
         (name = "files", description = "Reading, listing, changing and downloading files"),
         (name = "sharing", description = "Shares and shortcuts"),

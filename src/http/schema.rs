@@ -110,3 +110,46 @@ pub enum KeyScope {
     #[schema(rename = "admin")]
     Admin,
 }
+
+/// The event types a webhook can ask for, or `*` (alone) for all.
+#[derive(ToSchema)]
+pub enum WebhookEvent {
+    #[schema(rename = "*")]
+    All,
+    #[schema(rename = "file.available")]
+    FileAvailable,
+    #[schema(rename = "file.renamed")]
+    FileRenamed,
+    #[schema(rename = "file.moved")]
+    FileMoved,
+    #[schema(rename = "file.deleted")]
+    FileDeleted,
+    #[schema(rename = "file.restored")]
+    FileRestored,
+    #[schema(rename = "file.purged")]
+    FilePurged,
+    #[schema(rename = "file.shared")]
+    FileShared,
+    #[schema(rename = "file.unshared")]
+    FileUnshared,
+    #[schema(rename = "file.revised")]
+    FileRevised,
+    #[schema(rename = "folder.created")]
+    FolderCreated,
+    #[schema(rename = "folder.renamed")]
+    FolderRenamed,
+    #[schema(rename = "folder.moved")]
+    FolderMoved,
+    #[schema(rename = "folder.deleted")]
+    FolderDeleted,
+    #[schema(rename = "folder.restored")]
+    FolderRestored,
+    #[schema(rename = "folder.purged")]
+    FolderPurged,
+    #[schema(rename = "folder.shared")]
+    FolderShared,
+    #[schema(rename = "folder.unshared")]
+    FolderUnshared,
+    #[schema(rename = "upload.expired")]
+    UploadExpired,
+}

@@ -29,3 +29,4 @@ mod trash;
 mod tus;
 mod tus_parts;
 mod uploads;
+mod webhooks;

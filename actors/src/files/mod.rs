@@ -281,9 +281,11 @@ impl Files {
             if !uploads.is_empty() {
                 return self.confirm_revisions(view, uploads).await;
             }
-            // Its uploader confirming once more (or after the ingest did).
-            if view.file.uploaded_by == Some(caller) {
-                return Ok(view);
+            // Its uploader confirming once more, or after the ingest did
+            // (read again: a revision of theirs may have landed meanwhile).
+            let file = self.load(id).await?;
+            if file.uploaded_by == Some(caller) {
+                return Ok(FileView::new(file, view.role));
             }
         }
         // Anyone else who sees a pending file is its uploader.

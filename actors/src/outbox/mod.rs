@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set,
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 use stowage_entity::{outbox, outbox_relay};
 use uuid::Uuid;
@@ -36,7 +36,7 @@ pub const BATCH: u64 = 256;
 const LEASE: Duration = Duration::from_secs(15);
 /// The longest one pass delivers: well within [`LEASE`].
 const DELIVERY_WAIT: Duration = Duration::from_secs(5);
-/// Sent events are kept this long (for inspection, and the webhooks to come).
+/// Sent events are kept this long (for inspection; webhooks have their own rows).
 const KEEP_SENT: Duration = Duration::from_secs(24 * 3600);
 
 /// Writes `events` to the outbox, in the caller's transaction.
@@ -144,12 +144,26 @@ impl Relay {
         if !self.lead().await? {
             return Ok(Pass::Follower);
         }
+        // Marked sent, and handed to the webhooks, in one transaction: a
+        // delivery row exists for each event exactly once.
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        outbox::Entity::update_many()
+        let txn = self.db.begin().await?;
+        let marked: std::collections::HashSet<Uuid> = outbox::Entity::update_many()
             .col_expr(outbox::Column::SentAt, Expr::value(now()))
             .filter(outbox::Column::Id.is_in(ids))
-            .exec(&self.db)
-            .await?;
+            .filter(outbox::Column::SentAt.is_null())
+            .exec_with_returning(&txn)
+            .await?
+            .into_iter()
+            .map(|r| r.event_id)
+            .collect();
+        // Only what this pass marked: another relay's marks were its own.
+        let fresh: Vec<DomainEvent> = events
+            .into_iter()
+            .filter(|e| marked.contains(&e.event_id))
+            .collect();
+        crate::webhooks::fan_out(&txn, &fresh).await?;
+        txn.commit().await?;
         Ok(Pass::Published(rows.len()))
     }
 

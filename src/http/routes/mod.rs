@@ -13,3 +13,4 @@ pub mod revisions;
 pub mod shares;
 pub mod tus;
 pub mod uploads;
+pub mod webhooks;

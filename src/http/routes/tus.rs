@@ -7,6 +7,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
+use stowage_actors::events::ACTING_KEY;
 use stowage_actors::files::{Conflict, OnConflict, Placement};
 use stowage_actors::tus::{self, Checksum, Metadata, NewUpload, PatchRequest, Tus, TusUpload};
 use uuid::Uuid;
@@ -356,7 +357,10 @@ async fn run_patch(
     body: web::Payload,
 ) -> Result<TusUpload, ApiError> {
     let tus = tus.into_inner();
-    actix_web::rt::spawn(async move { tus.patch(owner, id, patch, body).await })
+    // The task's events name the request's key, as the handler's would.
+    let key = ACTING_KEY.try_with(std::cell::Cell::get).ok().flatten();
+    let work = async move { tus.patch(owner, id, patch, body).await };
+    actix_web::rt::spawn(ACTING_KEY.scope(std::cell::Cell::new(key), work))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("the upload task failed: {e}")))?
         .map_err(ApiError::from)
