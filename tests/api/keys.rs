@@ -479,10 +479,24 @@ async fn a_disabled_user_is_refused_everywhere_at_once(stack: Stack) {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(status(b.get_authed("/api/v1/me", &key).await).await, 200);
-    assert_eq!(
-        b.login(&user.email, crate::helpers::PASSWORD)
-            .await
-            .status(),
-        200
-    );
+    // A key deleted on one instance is refused by the other at once.
+    let login: Value = b
+        .login(&user.email, crate::helpers::PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap();
+    let keys: Value = a
+        .get_authed("/api/v1/keys", token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key_id = keys["items"][0]["id"].as_str().unwrap();
+    let res = a
+        .delete_authed(&format!("/api/v1/keys/{key_id}"), token)
+        .await;
+    assert_eq!(res.status(), 204);
+    assert_problem(b.get_authed("/api/v1/me", &key).await, 401, "invalid_key").await;
 }

@@ -18,6 +18,7 @@ crate::on_both_stacks!(
     pending_deliveries_survive_kill_9,
     a_back_end_with_only_an_admin_key_hears_its_users_uploads,
     a_slow_receiver_holds_up_no_one,
+    the_sender_restarts_when_its_database_goes_and_then_goes_on,
 );
 
 /// One POST the receiver took.
@@ -674,4 +675,46 @@ async fn a_slow_receiver_holds_up_no_one(stack: Stack) {
         "the fast receiver heard everything while the slow one still answers"
     );
     assert!(slow.received().is_empty());
+}
+
+/// The sender's ticks fail while its table is gone: it stops and its
+/// supervisor restarts it (counted); once the table is back, what waited
+/// is delivered.
+async fn the_sender_restarts_when_its_database_goes_and_then_goes_on(stack: Stack) {
+    let app = spawn_app_with(stack, &allowing(&[])).await;
+    let receiver = Receiver::start(0);
+    let user = app.new_user().await;
+    register(
+        &app,
+        &user.access_token,
+        &receiver.url,
+        json!(["folder.created"]),
+    )
+    .await;
+    // Metrics are the test process's: other tests count too.
+    let restarts = r#"stowage_actor_restarts_total{actor="webhooks"}"#;
+    let before = app.metric(restarts).await;
+    use sea_orm::ConnectionTrait;
+    let db = crate::outbox::database(&app).await;
+    db.execute_unprepared("ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_gone")
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.metric(restarts).await < before + 1.0 {
+        assert!(Instant::now() < deadline, "the sender did not restart");
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
+    db.execute_unprepared("ALTER TABLE webhook_deliveries_gone RENAME TO webhook_deliveries")
+        .await
+        .unwrap();
+    let res = app
+        .post_authed(
+            "/api/v1/folders",
+            &user.access_token,
+            &json!({"name": "after"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let got = receiver.wait_for(1, 30).await;
+    assert_eq!(got[0].event()["data"]["name"], "after");
 }
