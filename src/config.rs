@@ -87,6 +87,11 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
 
+    /// Server-side encryption on every S3 write, presigned PUTs and
+    /// multipart uploads included: AES256 or aws:kms.
+    #[arg(long, env = "STOWAGE_S3_SSE", value_parser = stowage_actors::storage::Sse::parse)]
+    pub s3_sse: Option<stowage_actors::storage::Sse>,
+
     /// S3 access key.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_parser = parse_secret, hide_env_values = true)]
     pub aws_access_key_id: Option<SecretString>,
@@ -302,6 +307,11 @@ impl Settings {
                 }
             }
         }
+        if self.s3_sse.is_some() && self.s3_endpoint.is_none() {
+            bail!(
+                "STOWAGE_S3_SSE applies to S3: set STOWAGE_S3_ENDPOINT and STOWAGE_S3_BUCKET too"
+            );
+        }
         if self
             .nats_url
             .as_ref()
@@ -346,6 +356,7 @@ impl Settings {
             region: self.s3_region.clone(),
             access_key: self.aws_access_key_id.clone()?,
             secret_key: self.aws_secret_access_key.clone()?,
+            sse: self.s3_sse,
         })
     }
 

@@ -56,6 +56,7 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_OIDC_AUDIENCE",
         "STOWAGE_OIDC_JWKS_URL",
         "STOWAGE_WEBHOOK_ALLOW_PRIVATE",
+        "STOWAGE_S3_SSE",
         "RUST_LOG",
     ] {
         assert!(

@@ -22,6 +22,7 @@ mod oidc;
 mod ops;
 mod outbox;
 mod process;
+mod protection;
 mod quotas;
 mod revisions;
 mod sharing;

@@ -685,6 +685,7 @@ async fn storage_of(app: &TestApp) -> stowage_actors::storage::Storage {
                 region: "us-east-1".into(),
                 access_key: std::env::var("STOWAGE_TEST_S3_ACCESS_KEY").unwrap().into(),
                 secret_key: std::env::var("STOWAGE_TEST_S3_SECRET_KEY").unwrap().into(),
+                sse: None,
             })
             .await
             .unwrap(),

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 pub use local::{GrantError, LocalStore, PutError, private_dir};
-pub use s3::{S3Config, S3Store, upload_prefix};
+pub use s3::{S3Config, S3Store, Sse, upload_prefix};
 pub use sink::{Chunk, Durable, Resume, Stand, UploadSink};
 
 use crate::metrics::{STORAGE_REQUEST_DURATION_SECONDS, STORAGE_REQUESTS_TOTAL};

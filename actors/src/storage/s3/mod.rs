@@ -34,10 +34,45 @@ pub struct S3Config {
     pub region: String,
     pub access_key: SecretString,
     pub secret_key: SecretString,
+    /// Server-side encryption asked of every write (`STOWAGE_S3_SSE`).
+    pub sse: Option<Sse>,
+}
+
+/// Server-side encryption of stored objects: the value of
+/// `x-amz-server-side-encryption` on every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sse {
+    /// SSE-S3: the store's own keys.
+    Aes256,
+    /// SSE-KMS with the bucket's default key.
+    Kms,
+}
+
+impl Sse {
+    pub const HEADER: &'static str = "x-amz-server-side-encryption";
+
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw {
+            "AES256" => Ok(Self::Aes256),
+            "aws:kms" => Ok(Self::Kms),
+            _ => Err("must be AES256 or aws:kms".to_owned()),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::Kms => "aws:kms",
+        }
+    }
 }
 
 pub struct S3Store {
     bucket: Box<Bucket>,
+    /// The bucket whose requests carry the SSE header (for the writes
+    /// rust-s3 makes itself: CreateMultipartUpload); only writes may.
+    writer: Box<Bucket>,
+    sse: Option<Sse>,
     pub(crate) circuit: crate::circuit::Circuit,
 }
 
@@ -61,8 +96,22 @@ impl S3Store {
             .with_path_style()
             .with_request_timeout(Duration::from_secs(30))
             .context("S3 request timeout")?;
+        let writer = match config.sse {
+            Some(sse) => {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(Sse::HEADER, http::HeaderValue::from_static(sse.as_str()));
+                Box::new(
+                    bucket
+                        .with_extra_headers(headers)
+                        .context("S3 bucket with server-side encryption")?,
+                )
+            }
+            None => bucket.clone(),
+        };
         let store = Self {
             bucket,
+            writer,
+            sse: config.sse,
             circuit: crate::circuit::Circuit::new("s3"),
         };
         if store.ping().await.is_err() {
@@ -110,6 +159,16 @@ impl S3Store {
             http::header::IF_NONE_MATCH,
             http::HeaderValue::from_static("*"),
         );
+        let mut sent = BTreeMap::from([
+            ("Content-Type".to_owned(), content_type.to_owned()),
+            ("Content-Length".to_owned(), size.to_string()),
+            ("If-None-Match".to_owned(), "*".to_owned()),
+        ]);
+        // Signed too: a PUT without it fails, so every object is encrypted.
+        if let Some(sse) = self.sse {
+            headers.insert(Sse::HEADER, http::HeaderValue::from_static(sse.as_str()));
+            sent.insert(Sse::HEADER.to_owned(), sse.as_str().to_owned());
+        }
         let secs = expiry_secs(ttl);
         let url = self
             .bucket
@@ -119,11 +178,7 @@ impl S3Store {
         Ok(PresignedRequest {
             method: "PUT",
             url,
-            headers: BTreeMap::from([
-                ("Content-Type".to_owned(), content_type.to_owned()),
-                ("Content-Length".to_owned(), size.to_string()),
-                ("If-None-Match".to_owned(), "*".to_owned()),
-            ]),
+            headers: sent,
             expires_at: Utc::now() + Duration::from_secs(u64::from(secs)),
         })
     }
@@ -331,7 +386,7 @@ impl S3Store {
         key: &str,
         content_type: &str,
     ) -> Result<String, StorageError> {
-        self.bucket
+        self.writer
             .initiate_multipart_upload(key, content_type)
             .await
             .map(|r| r.upload_id)

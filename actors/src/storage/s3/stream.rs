@@ -177,14 +177,21 @@ impl S3Store {
     ) -> Result<(), StorageError> {
         let mut headers = http::HeaderMap::new();
         headers.insert(http::header::CONTENT_LENGTH, len.into());
+        let mut sent = Vec::new();
+        if let Some(sse) = self.sse {
+            headers.insert(
+                super::Sse::HEADER,
+                http::HeaderValue::from_static(sse.as_str()),
+            );
+            sent.push((super::Sse::HEADER.to_owned(), sse.as_str().to_owned()));
+        }
         let url = self
             .bucket
             .presign_put(key, 3600, Some(headers), None)
             .await
             .map_err(super::classify)?;
         let body = spool_body(path, len, None);
-        self.put_body("put_object", url, Vec::new(), body, len)
-            .await?;
+        self.put_body("put_object", url, sent, body, len).await?;
         Ok(())
     }
 }
