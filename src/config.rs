@@ -130,6 +130,33 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_UPLOAD_EXPIRY", default_value = "24h", value_parser = parse_duration)]
     pub upload_expiry: Duration,
 
+    /// PEM certificate chain: serve HTTPS (reloaded on SIGHUP). Needs STOWAGE_TLS_KEY.
+    #[arg(long, env = "STOWAGE_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of STOWAGE_TLS_CERT.
+    #[arg(long, env = "STOWAGE_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA: verify client certificates against it (mutual TLS).
+    #[arg(long, env = "STOWAGE_TLS_CLIENT_CA")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Whether a client certificate is `optional` or `required`.
+    #[arg(
+        long,
+        env = "STOWAGE_TLS_CLIENT_AUTH",
+        value_enum,
+        default_value = "optional"
+    )]
+    pub tls_client_auth: crate::tls::ClientAuth,
+
+    /// `name=scope+scope,…`: a verified client certificate whose subject CN
+    /// or DNS name is `name` acts as a service with those scopes (admin
+    /// included, with Stowage-On-Behalf-Of).
+    #[arg(long, env = "STOWAGE_MTLS_SERVICES", value_parser = crate::tls::Services::parse)]
+    pub mtls_services: Option<crate::tls::Services>,
+
     /// OpenID Connect issuer whose bearer JWTs are accepted (its `iss`,
     /// exactly), e.g. https://accounts.example.com. Needs STOWAGE_OIDC_AUDIENCE.
     #[arg(long, env = "STOWAGE_OIDC_ISSUER", value_parser = parse_issuer)]
@@ -326,6 +353,18 @@ impl Settings {
         if self.workers == Some(0) {
             bail!("STOWAGE_WORKERS must be at least 1");
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) | (None, Some(_)) => {
+                bail!("set both STOWAGE_TLS_CERT and STOWAGE_TLS_KEY to serve HTTPS, or neither")
+            }
+            _ => {}
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            bail!("STOWAGE_TLS_CLIENT_CA needs HTTPS: set STOWAGE_TLS_CERT and STOWAGE_TLS_KEY");
+        }
+        if self.mtls_services.is_some() && self.tls_client_ca.is_none() {
+            bail!("STOWAGE_MTLS_SERVICES needs STOWAGE_TLS_CLIENT_CA to verify the certificates");
+        }
         match (&self.oidc_issuer, &self.oidc_audience) {
             (Some(_), None) => bail!(
                 "STOWAGE_OIDC_ISSUER needs STOWAGE_OIDC_AUDIENCE: the `aud` its tokens carry for Stowage (your client id)"
@@ -337,6 +376,16 @@ impl Settings {
             bail!("STOWAGE_OIDC_JWKS_URL is set without STOWAGE_OIDC_ISSUER");
         }
         Ok(())
+    }
+
+    /// The listener's TLS files, when it serves HTTPS.
+    pub fn tls(&self) -> Option<crate::tls::TlsFiles> {
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+            client_auth: self.tls_client_auth,
+        })
     }
 
     /// The OpenID Connect issuer to trust, when one is configured.

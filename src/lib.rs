@@ -6,5 +6,6 @@ pub mod db;
 pub mod http;
 pub mod startup;
 pub mod telemetry;
+pub mod tls;
 
 pub use startup::Application;

@@ -77,10 +77,12 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .with_context(|| format!("binding {}; is another server using it?", settings.listen))?;
         let addr = listener.local_addr()?;
+        let tls = settings.tls();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = settings
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{addr}"));
 
         let conn = db::connect(&database_url).await?;
         db::migrate(&conn).await?;
@@ -151,6 +153,7 @@ impl Application {
             UnlockKey::derive(&secret),
         ));
         let keys = web::Data::new(Keys::new(conn.clone(), &secret));
+        let services = web::Data::new(settings.mtls_services.clone().unwrap_or_default());
         let webhooks = web::Data::new(Webhooks::new(conn.clone(), settings.webhook_allow_private));
         let webhook_sender = {
             let sender = Sender::new(
@@ -218,6 +221,7 @@ impl Application {
             App::new()
                 .app_data(accounts.clone())
                 .app_data(keys.clone())
+                .app_data(services.clone())
                 .app_data(webhooks.clone())
                 .app_data(identity.clone())
                 .app_data(limits.clone())
@@ -253,8 +257,16 @@ impl Application {
                 .wrap(from_fn(client_ip::middleware))
                 .wrap(from_fn(request_id::middleware))
         })
-        .listen(listener)?
+        .on_connect(crate::tls::on_connect)
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        server = match &tls {
+            Some(files) => {
+                let (config, resolver) = crate::tls::server_config(files)?;
+                crate::tls::reload_on_sighup(resolver, files.clone())?;
+                server.listen_rustls_0_23(listener, config)?
+            }
+            None => server.listen(listener)?,
+        };
         if let Some(n) = settings.workers {
             server = server.workers(n);
         }

@@ -57,6 +57,11 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_OIDC_JWKS_URL",
         "STOWAGE_WEBHOOK_ALLOW_PRIVATE",
         "STOWAGE_S3_SSE",
+        "STOWAGE_TLS_CERT",
+        "STOWAGE_TLS_KEY",
+        "STOWAGE_TLS_CLIENT_CA",
+        "STOWAGE_TLS_CLIENT_AUTH",
+        "STOWAGE_MTLS_SERVICES",
         "RUST_LOG",
     ] {
         assert!(

@@ -8,12 +8,13 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
-use stowage_actors::accounts::{Accounts, AuthError, Caller, Need, Oidc};
+use stowage_actors::accounts::{Accounts, AuthError, Caller, Need, Oidc, Via};
 use stowage_actors::events::ACTING_KEY;
 use stowage_actors::keys::{KEY_PREFIX, Keys};
 use uuid::Uuid;
 
 use super::error::ApiError;
+use crate::tls::{PeerNames, Services};
 
 /// The header with which an admin key acts for one of the users.
 pub const ON_BEHALF_OF: HeaderName = HeaderName::from_static("stowage-on-behalf-of");
@@ -36,6 +37,12 @@ impl FromRequest for Authenticated {
             .app_data::<web::Data<Identity>>()
             .and_then(|i| i.0.clone());
         let token = bearer_token(req);
+        // A verified client certificate of a named service, when no bearer
+        // token is sent.
+        let service = req
+            .conn_data::<PeerNames>()
+            .zip(req.app_data::<web::Data<Services>>())
+            .and_then(|(peer, services)| services.of(peer));
         let need = need_of(req);
         let on_behalf = req
             .headers()
@@ -45,11 +52,26 @@ impl FromRequest for Authenticated {
             let (accounts, keys) = accounts
                 .zip(keys)
                 .ok_or_else(|| anyhow::anyhow!("accounts or keys not registered"))?;
-            let token = token.ok_or(AuthError::Missing)?;
-            let mut caller = match &identity {
-                _ if token.starts_with(KEY_PREFIX) => keys.authenticate(&token).await?,
-                Some(oidc) if Oidc::claims_token(&token) => oidc.authenticate(&token).await?,
-                _ => accounts.authenticate(&token).await?,
+            let mut caller = match (token, service) {
+                (Some(token), _) => match &identity {
+                    _ if token.starts_with(KEY_PREFIX) => keys.authenticate(&token).await?,
+                    Some(oidc) if Oidc::claims_token(&token) => oidc.authenticate(&token).await?,
+                    _ => accounts.authenticate(&token).await?,
+                },
+                (None, Some((name, scopes))) => {
+                    let user = accounts.service_user(&name).await?;
+                    if user.disabled_at.is_some() {
+                        return Err(AuthError::Disabled.into());
+                    }
+                    Caller {
+                        user_id: user.id,
+                        via: Via::Certificate {
+                            scopes,
+                            holder: user.id,
+                        },
+                    }
+                }
+                (None, None) => return Err(AuthError::Missing.into()),
             };
             if let Some(target) = on_behalf {
                 let target = target.ok_or_else(|| {

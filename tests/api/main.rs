@@ -26,6 +26,7 @@ mod protection;
 mod quotas;
 mod revisions;
 mod sharing;
+mod tls;
 mod trash;
 mod tus;
 mod tus_parts;

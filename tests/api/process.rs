@@ -56,6 +56,15 @@ impl Server {
         }
     }
 
+    /// Sends the process a signal (`HUP`, `TERM`, …).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub fn kill_9(&mut self) {
         let status = Command::new("kill")
             .args(["-KILL", &self.child.id().to_string()])

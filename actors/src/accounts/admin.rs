@@ -112,6 +112,47 @@ impl Accounts {
         }
     }
 
+    /// The user a service (a client certificate's name) acts as: found
+    /// by that name, created on first sight.
+    pub async fn service_user(&self, name: &str) -> Result<users::Model, AccountError> {
+        const ISSUER: &str = "stowage:mtls";
+        let find = || {
+            users::Entity::find()
+                .filter(users::Column::IdentityIssuer.eq(ISSUER))
+                .filter(users::Column::IdentitySubject.eq(name))
+        };
+        if let Some(user) = find().one(&self.db).await? {
+            return Ok(user);
+        }
+        let id = Uuid::now_v7();
+        let at = now();
+        let display = DisplayName::parse(name)
+            .map(|d| d.as_str().to_owned())
+            .unwrap_or_else(|_| "service".to_owned());
+        let user = users::ActiveModel {
+            id: Set(id),
+            email: Set(String::new()),
+            email_key: Set(format!("user:{id}")),
+            display_name: Set(display),
+            password_hash: Set(String::new()),
+            quota_bytes: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+            disabled_at: Set(None),
+            external_id: Set(None),
+            identity_issuer: Set(Some(ISSUER.to_owned())),
+            identity_subject: Set(Some(name.to_owned())),
+        };
+        match user.insert(&self.db).await {
+            Ok(user) => Ok(user),
+            // Two first requests at once: the other one made it.
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                find().one(&self.db).await?.ok_or(AccountError::UserGone)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Users matching `filter`, oldest first, at most 100.
     pub async fn find_users(&self, filter: UserFilter) -> Result<Vec<users::Model>, AccountError> {
         let mut select = users::Entity::find();

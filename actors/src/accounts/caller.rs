@@ -98,6 +98,10 @@ pub enum Via {
         scopes: Scopes,
         holder: Uuid,
     },
+    /// A verified client certificate named in `STOWAGE_MTLS_SERVICES`: a
+    /// service with those scopes, acting as its own user (`holder`) or,
+    /// with `admin`, for another.
+    Certificate { scopes: Scopes, holder: Uuid },
 }
 
 /// The caller of an authenticated route.
@@ -115,7 +119,7 @@ impl Caller {
     pub fn require(&self, need: Need) -> Result<(), AuthError> {
         let ok = match self.via {
             Via::Session { .. } | Via::Identity => need != Need::Admin,
-            Via::Key { scopes, .. } => scopes.allow(need),
+            Via::Key { scopes, .. } | Via::Certificate { scopes, .. } => scopes.allow(need),
         };
         if ok {
             Ok(())
@@ -129,8 +133,8 @@ impl Caller {
     pub fn require_login_or_admin(&self) -> Result<(), AuthError> {
         match self.via {
             Via::Session { .. } | Via::Identity => Ok(()),
-            Via::Key { scopes, .. } if scopes.admin() => Ok(()),
-            Via::Key { .. } => Err(AuthError::LoginRequired),
+            Via::Key { scopes, .. } | Via::Certificate { scopes, .. } if scopes.admin() => Ok(()),
+            Via::Key { .. } | Via::Certificate { .. } => Err(AuthError::LoginRequired),
         }
     }
 
@@ -138,13 +142,22 @@ impl Caller {
     pub fn key_id(&self) -> Option<Uuid> {
         match self.via {
             Via::Key { key_id, .. } => Some(key_id),
-            Via::Session { .. } | Via::Identity => None,
+            Via::Session { .. } | Via::Identity | Via::Certificate { .. } => None,
+        }
+    }
+
+    /// Whether the caller is a key or service acting as its own user (not
+    /// for another).
+    pub fn as_itself(&self) -> bool {
+        match self.via {
+            Via::Key { holder, .. } | Via::Certificate { holder, .. } => holder == self.user_id,
+            Via::Session { .. } | Via::Identity => true,
         }
     }
 
     /// Whether the caller holds the admin scope.
     pub fn is_admin(&self) -> bool {
-        matches!(self.via, Via::Key { scopes, .. } if scopes.admin())
+        matches!(self.via, Via::Key { scopes, .. } | Via::Certificate { scopes, .. } if scopes.admin())
     }
 }
 
