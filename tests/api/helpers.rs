@@ -570,3 +570,34 @@ fn database_names_are_replaced() {
         "postgres://h:1/x"
     );
 }
+
+/// Makes sure the Python packages a test drives are importable, installing
+/// the missing ones from PyPI once (so `cargo test` works on a fresh
+/// machine with python3 and pip). `modules`: (import name, package name).
+pub fn python_packages(modules: &[(&str, &str)]) {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let missing: Vec<&str> = modules
+        .iter()
+        .filter(|(module, _)| {
+            !std::process::Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return;
+    }
+    let out = std::process::Command::new("python3")
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(&missing)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "the tests need the Python packages {missing:?} and pip could not install them: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -31,6 +31,7 @@ impl Drop for Issuer {
 
 impl Issuer {
     fn start() -> Self {
+        crate::helpers::python_packages(&[("jwt", "pyjwt"), ("cryptography", "cryptography")]);
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/oidc_issuer.py");
         let mut child = Command::new("python3")
             .arg(script)

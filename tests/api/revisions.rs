@@ -69,6 +69,37 @@ async fn tus(
         .unwrap()
 }
 
+/// POST …/revisions/{n}/restore.
+async fn restore(app: &TestApp, token: &str, id: &str, n: i64) -> reqwest::Response {
+    app.post_authed(
+        &format!("/api/v1/files/{id}/revisions/{n}/restore"),
+        token,
+        &json!({}),
+    )
+    .await
+}
+
+/// DELETE …/revisions/{n}.
+async fn delete_revision(app: &TestApp, token: &str, id: &str, n: i64) -> reqwest::Response {
+    app.delete_authed(&format!("/api/v1/files/{id}/revisions/{n}"), token)
+        .await
+}
+
+/// A file uploaded as `first`, then revised to `second`: the first
+/// upload's answer, and the file's id.
+async fn revised(
+    app: &TestApp,
+    user: &User,
+    name: &str,
+    first: &[u8],
+    second: &[u8],
+) -> (Value, String) {
+    let file = app.upload_file(user, name, first).await;
+    let id = file["id"].as_str().unwrap().to_owned();
+    direct(app, user, name, second, json!({"on_conflict": "revision"})).await;
+    (file, id)
+}
+
 async fn revisions(app: &TestApp, user: &User, id: &str) -> Vec<Value> {
     let res = app
         .get_authed(&format!("/api/v1/files/{id}/revisions"), &user.access_token)
@@ -418,25 +449,11 @@ async fn revisions_are_listed_downloaded_restored_and_deleted(stack: Stack) {
     let app = spawn_app(stack).await;
     let user = app.new_user().await;
     let token = &user.access_token;
-    let file = app.upload_file(&user, "notes.txt", b"first").await;
-    let id = file["id"].as_str().unwrap();
-    direct(
-        &app,
-        &user,
-        "notes.txt",
-        b"second",
-        json!({"on_conflict": "revision"}),
-    )
-    .await;
+    let (file, id) = revised(&app, &user, "notes.txt", b"first", b"second").await;
+    let id = id.as_str();
 
     // Restoring 1 makes revision 3 with its content; nothing is lost.
-    let res = app
-        .post_authed(
-            &format!("/api/v1/files/{id}/revisions/1/restore"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let res = restore(&app, token, id, 1).await;
     assert_eq!(res.status(), 200);
     let restored: Value = res.json().await.unwrap();
     assert_eq!(restored["revision"], 3);
@@ -444,20 +461,12 @@ async fn revisions_are_listed_downloaded_restored_and_deleted(stack: Stack) {
     assert_eq!(app.download(token, id).await, b"first");
     assert_eq!(revision_bytes(&app, &user, id, 2).await, b"second");
     // Restoring the current revision changes nothing.
-    let res = app
-        .post_authed(
-            &format!("/api/v1/files/{id}/revisions/3/restore"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let res = restore(&app, token, id, 3).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["revision"], 3);
 
     // Revision 1 goes; revision 3 shares its object, which stays.
-    let res = app
-        .delete_authed(&format!("/api/v1/files/{id}/revisions/1"), token)
-        .await;
+    let res = delete_revision(&app, token, id, 1).await;
     assert_eq!(res.status(), 204);
     assert_eq!(app.download(token, id).await, b"first");
     let numbers: Vec<i64> = revisions(&app, &user, id)
@@ -466,30 +475,18 @@ async fn revisions_are_listed_downloaded_restored_and_deleted(stack: Stack) {
         .map(|r| r["number"].as_i64().unwrap())
         .collect();
     assert_eq!(numbers, [3, 2]);
-    let res = app
-        .delete_authed(&format!("/api/v1/files/{id}/revisions/1"), token)
-        .await;
+    let res = delete_revision(&app, token, id, 1).await;
     assert_problem(res, 404, "revision_not_found").await;
     let res = app
         .get_authed(&format!("/api/v1/files/{id}/revisions/1/content"), token)
         .await;
     assert_problem(res, 404, "revision_not_found").await;
-    let res = app
-        .post_authed(
-            &format!("/api/v1/files/{id}/revisions/9/restore"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let res = restore(&app, token, id, 9).await;
     assert_problem(res, 404, "revision_not_found").await;
-    let res = app
-        .delete_authed(&format!("/api/v1/files/{id}/revisions/3"), token)
-        .await;
+    let res = delete_revision(&app, token, id, 3).await;
     assert_problem(res, 409, "current_revision").await;
     // Revision 2 goes with its object; the file is unchanged.
-    let res = app
-        .delete_authed(&format!("/api/v1/files/{id}/revisions/2"), token)
-        .await;
+    let res = delete_revision(&app, token, id, 2).await;
     assert_eq!(res.status(), 204);
     assert_eq!(revisions(&app, &user, id).await.len(), 1);
     let me: Value = app
@@ -659,16 +656,8 @@ async fn the_janitor_keeps_revisions_within_retention(stack: Stack) {
     )
     .await;
     let user = app.new_user().await;
-    let file = app.upload_file(&user, "old.txt", b"a").await;
-    let id = file["id"].as_str().unwrap();
-    direct(
-        &app,
-        &user,
-        "old.txt",
-        b"b",
-        json!({"on_conflict": "revision"}),
-    )
-    .await;
+    let (_, id) = revised(&app, &user, "old.txt", b"a", b"b").await;
+    let id = id.as_str();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while revisions(&app, &user, id).await.len() > 1 {
         assert!(
@@ -688,16 +677,8 @@ async fn a_purged_file_takes_every_revision_with_it(stack: Stack) {
     .await;
     let user = app.new_user().await;
     let token = &user.access_token;
-    let file = app.upload_file(&user, "gone.txt", b"one").await;
-    let id = file["id"].as_str().unwrap();
-    direct(
-        &app,
-        &user,
-        "gone.txt",
-        b"two",
-        json!({"on_conflict": "revision"}),
-    )
-    .await;
+    let (_, id) = revised(&app, &user, "gone.txt", b"one", b"two").await;
+    let id = id.as_str();
     let mut urls = Vec::new();
     for n in [1, 2] {
         let res = app
@@ -751,23 +732,9 @@ async fn the_orphan_sweep_leaves_every_revision_alone(stack: Stack) {
     .await;
     let user = app.new_user().await;
     let token = &user.access_token;
-    let file = app.upload_file(&user, "keep.txt", b"one").await;
-    let id = file["id"].as_str().unwrap();
-    direct(
-        &app,
-        &user,
-        "keep.txt",
-        b"two",
-        json!({"on_conflict": "revision"}),
-    )
-    .await;
-    let res = app
-        .post_authed(
-            &format!("/api/v1/files/{id}/revisions/1/restore"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let (_, id) = revised(&app, &user, "keep.txt", b"one", b"two").await;
+    let id = id.as_str();
+    let res = restore(&app, token, id, 1).await;
     assert_eq!(res.status(), 200);
     // Past the grace period, and a few sweeps on.
     let swept = r#"stowage_janitor_sweeps_total{sweep="orphans"}"#;
@@ -804,20 +771,12 @@ async fn revisions_count_against_the_quota(stack: Stack) {
     )
     .await;
     // Restoring revision 1 would store its 6 bytes once more: over.
-    let res = app
-        .post_authed(
-            &format!("/api/v1/files/{id}/revisions/1/restore"),
-            token,
-            &json!({}),
-        )
-        .await;
+    let res = restore(&app, token, id, 1).await;
     assert_problem(res, 413, "quota_exceeded").await;
     let file: Value = app.get_file(token, id).await.json().await.unwrap();
     assert_eq!(file["revision"], 2, "nothing changed");
     // Deleting revision 1 makes room.
-    let res = app
-        .delete_authed(&format!("/api/v1/files/{id}/revisions/1"), token)
-        .await;
+    let res = delete_revision(&app, token, id, 1).await;
     assert_eq!(res.status(), 204);
     let me: Value = app
         .get_authed("/api/v1/me", token)

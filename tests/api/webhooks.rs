@@ -152,6 +152,7 @@ impl Receiver {
 /// Verifies a delivery with the `standardwebhooks` package (not Stowage's
 /// own signer): true if the signature holds.
 fn verified(secret: &str, r: &Received) -> bool {
+    crate::helpers::python_packages(&[("standardwebhooks", "standardwebhooks")]);
     let script = r#"
 import json, sys
 from standardwebhooks import Webhook
