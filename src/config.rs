@@ -110,6 +110,10 @@ pub struct Settings {
     #[arg(long, env = "STOWAGE_NATS_URL")]
     pub nats_url: Option<String>,
 
+    /// PEM CA to verify the NATS server with: the connection must be TLS.
+    #[arg(long, env = "STOWAGE_NATS_CA")]
+    pub nats_ca: Option<PathBuf>,
+
     /// Subject of incoming object-store events.
     #[arg(
         long,
@@ -339,6 +343,9 @@ impl Settings {
                     bail!("S3 needs credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY");
                 }
             }
+        }
+        if self.nats_ca.is_some() && self.nats_url.is_none() {
+            bail!("STOWAGE_NATS_CA applies to NATS: set STOWAGE_NATS_URL too");
         }
         if self.s3_sse.is_some() && self.s3_endpoint.is_none() {
             bail!(

@@ -88,7 +88,10 @@ impl Application {
         db::migrate(&conn).await?;
 
         let bus = match &settings.nats_url {
-            Some(url) => EventBus::connect_nats(url, &settings.nats_ingest_subject).await?,
+            Some(url) => {
+                let ca = settings.nats_ca.as_deref();
+                EventBus::connect_nats(url, &settings.nats_ingest_subject, ca).await?
+            }
             None => EventBus::in_process(),
         };
         let (storage, bucket, blobs) = match settings.s3() {

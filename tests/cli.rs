@@ -62,6 +62,7 @@ fn help_documents_every_variable_of_the_contract() {
         "STOWAGE_TLS_CLIENT_CA",
         "STOWAGE_TLS_CLIENT_AUTH",
         "STOWAGE_MTLS_SERVICES",
+        "STOWAGE_NATS_CA",
         "RUST_LOG",
     ] {
         assert!(

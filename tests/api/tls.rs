@@ -277,3 +277,85 @@ async fn sighup_reloads_the_certificate_without_dropping_connections() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(served_subject(&address).contains("server-two"));
 }
+
+/// A NATS server of the test's own that speaks only TLS, killed when dropped.
+struct TlsNats(std::process::Child, String);
+
+impl Drop for TlsNats {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+#[actix_web::test]
+#[cfg_attr(
+    not(stowage_services),
+    ignore = "needs PostgreSQL, S3 and NATS: set STOWAGE_TEST_* (see .ci/run)"
+)]
+async fn events_travel_to_nats_over_tls() {
+    Stack::Services.require();
+    let dir = pki();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = std::env::temp_dir().join(format!("stowage-nats-{}", uuid::Uuid::new_v4()));
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&store)
+        .args([
+            "--tls",
+            "--tlscert",
+            &file(&dir, "server.pem"),
+            "--tlskey",
+            &file(&dir, "server.key"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs");
+    let _nats = TlsNats(child, store.display().to_string());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nats-server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("tls://127.0.0.1:{port}");
+    let ca = file(&dir, "ca.pem");
+    // Listening there over TLS, trusting the test CA.
+    let listener = async_nats::ConnectOptions::new()
+        .add_root_certificates(ca.clone().into())
+        .require_tls(true)
+        .connect(&url)
+        .await
+        .unwrap();
+    let mut events = listener
+        .subscribe("stowage.events.folder.created")
+        .await
+        .unwrap();
+    listener.flush().await.unwrap();
+    let server = crate::process::Server::start_with(
+        Stack::Services,
+        &[("STOWAGE_NATS_URL", &url), ("STOWAGE_NATS_CA", &ca)],
+    )
+    .await;
+    let token = server.sign_up().await;
+    let res = crate::process::client()
+        .post(format!("{}/api/v1/folders", server.base))
+        .bearer_auth(&token)
+        .json(&json!({"name": "over tls"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    use futures_util::StreamExt;
+    let message = tokio::time::timeout(Duration::from_secs(15), events.next())
+        .await
+        .expect("folder.created arrives over TLS")
+        .unwrap();
+    let event: Value = serde_json::from_slice(&message.payload).unwrap();
+    assert_eq!(event["data"]["name"], "over tls");
+}

@@ -88,12 +88,23 @@ impl EventBus {
         })
     }
 
-    /// Connects to NATS and makes sure the ingest stream exists.
-    pub async fn connect_nats(url: &str, ingest_subject: &str) -> anyhow::Result<Self> {
-        let client = async_nats::ConnectOptions::new()
+    /// Connects to NATS (over TLS, trusting `ca`, when one is given) and
+    /// makes sure the ingest stream exists.
+    pub async fn connect_nats(
+        url: &str,
+        ingest_subject: &str,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
+        let mut options = async_nats::ConnectOptions::new()
             .name("stowage")
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5))
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(ca) = ca {
+            options = options
+                .add_root_certificates(ca.to_owned())
+                .require_tls(true);
+        }
+        let client = options
             .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {url}"))?;
