@@ -48,6 +48,19 @@ pub enum Command {
     /// Administration from the command line.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The local store's encryption keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum KeysCommand {
+    /// Re-wrap every object's data key under a new key-encryption key,
+    /// without rewriting objects: the first of STOWAGE_ENCRYPTION_KEY (put
+    /// the new key first, the old after it, on every server, then rotate),
+    /// or else a new key generated into the data dir's key file. Servers
+    /// may keep running; an interrupted rotation goes on when run again.
+    Rotate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -97,6 +110,13 @@ pub struct Settings {
     /// multipart uploads included: AES256 or aws:kms.
     #[arg(long, env = "STOWAGE_S3_SSE", value_parser = stowage_actors::storage::Sse::parse)]
     pub s3_sse: Option<stowage_actors::storage::Sse>,
+
+    /// Key-encryption key of the local store: base64, 32 bytes (e.g.
+    /// `openssl rand -base64 32`); several, comma separated, while rotating
+    /// (the first wraps, all unwrap). Default: generated once into the data
+    /// dir (blobs/encryption.key).
+    #[arg(long, env = "STOWAGE_ENCRYPTION_KEY", value_parser = parse_secret, hide_env_values = true)]
+    pub encryption_key: Option<SecretString>,
 
     /// S3 access key.
     #[arg(long, env = "AWS_ACCESS_KEY_ID", value_parser = parse_secret, hide_env_values = true)]

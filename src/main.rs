@@ -1,6 +1,6 @@
 use std::process::ExitCode;
 
-use stowage::config::{AdminCommand, Cli, Command};
+use stowage::config::{AdminCommand, Cli, Command, KeysCommand};
 use stowage::startup::server_secret;
 use stowage::{Application, db, telemetry};
 use stowage_actors::keys::Keys;
@@ -42,6 +42,26 @@ async fn run() -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             tracing::info!(key_id = %view.key.id, user_id = %view.key.user_id, "admin key created");
             println!("{key}");
+        }
+        Command::Keys(KeysCommand::Rotate) => {
+            anyhow::ensure!(
+                settings.s3_endpoint.is_none(),
+                "keys rotate is for the local store; with S3, the store encrypts (STOWAGE_S3_SSE)"
+            );
+            let root = settings.data_dir.join("blobs");
+            let configured = settings.encryption_key.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                stowage_actors::storage::rotate_keys(&root, configured.as_ref())
+            })
+            .await??;
+            tracing::info!(
+                kek = %done.kek,
+                rewrapped = done.rewrapped,
+                already_current = done.already_current,
+                unencrypted = done.unencrypted,
+                "every data key is wrapped by the new key-encryption key"
+            );
+            println!("{}", serde_json::to_string(&done)?);
         }
     }
     Ok(())

@@ -107,6 +107,7 @@ impl Application {
                     &public_url,
                     LOCAL_BUCKET,
                     bus.clone(),
+                    settings.encryption_key.as_ref(),
                 )?);
                 let blobs = web::Data::new(local.clone());
                 (Storage::Local(local), LOCAL_BUCKET.to_owned(), Some(blobs))

@@ -297,6 +297,18 @@ pub fn random_bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A random 32-byte key, base64 (as `openssl rand -base64 32` makes).
+pub fn random_key_b64() -> String {
+    use base64::Engine;
+    let bytes: Vec<u8> = Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(Uuid::new_v4().as_bytes())
+        .copied()
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
 /// A signed-up user.
 pub struct User {
     pub id: String,

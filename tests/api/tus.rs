@@ -674,6 +674,7 @@ async fn storage_of(app: &TestApp) -> stowage_actors::storage::Storage {
                     &app.address,
                     "stowage",
                     app.bus.clone(),
+                    None,
                 )
                 .unwrap(),
             ))

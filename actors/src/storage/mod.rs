@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-pub use local::{GrantError, LocalStore, PutError, private_dir};
+pub use local::{
+    GrantError, LocalStore, PutError, Rotation, StoredObject, private_dir, rotate_keys,
+};
 pub use s3::{S3Config, S3Store, Sse, upload_prefix};
 pub use sink::{Chunk, Durable, Resume, Stand, UploadSink};
 

@@ -96,12 +96,13 @@ impl UploadSink {
         }
     }
 
-    /// What is durable now without further work (local: every byte
-    /// written; S3: the parts stored so far), if it moved since the last
-    /// [`UploadSink::acknowledged`].
-    pub async fn settled(&mut self) -> Result<Option<Durable>, StorageError> {
+    /// What is durable now with little work (local: every byte written,
+    /// once its unfinished segment is recorded, which is done only when the
+    /// caller will record it now, `due`; S3: the parts stored so far), if
+    /// it moved since the last [`UploadSink::acknowledged`].
+    pub async fn settled(&mut self, due: bool) -> Result<Option<Durable>, StorageError> {
         match self {
-            UploadSink::Local(s) => Ok(s.settled()),
+            UploadSink::Local(s) => s.settled(due).await,
             UploadSink::S3(s) => s.settled().await,
         }
     }
@@ -119,7 +120,7 @@ impl UploadSink {
     /// flight and stores the bytes short of a part as the tail).
     pub async fn checkpoint(&mut self) -> Result<Durable, StorageError> {
         match self {
-            UploadSink::Local(s) => Ok(s.checkpoint()),
+            UploadSink::Local(s) => s.checkpoint().await,
             UploadSink::S3(s) => s.checkpoint().await,
         }
     }

@@ -213,7 +213,11 @@ impl Tus {
         self.record_started_upload(session, sink).await?;
         let due = progress.last_checkpoint.elapsed() >= CHECKPOINT_EVERY
             || taken - progress.committed >= CHECKPOINT_BYTES;
-        let settled = if checked { None } else { sink.settled().await? };
+        let settled = if checked {
+            None
+        } else {
+            sink.settled(due).await?
+        };
         match settled {
             Some(durable) if due || !durable.new_parts.is_empty() => {
                 self.commit(session, progress, &durable).await?;

@@ -11,8 +11,6 @@ use stowage_actors::domain::{ByteRange, RangeError};
 use stowage_actors::storage::signing::BlobMethod;
 
 use stowage_actors::storage::{LocalStore, PutError};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::http::error::ApiError;
 
@@ -84,12 +82,13 @@ pub async fn get(
     let grant = store
         .verify(BlobMethod::Get, &key, req.query_string())
         .map_err(refused)?;
-    let Some((mut file, meta)) = store.read(&key).await? else {
+    let Some(object) = store.read(&key).await? else {
         return Err(ApiError::not_found(
             "object_not_found",
             "no object is stored at this URL",
         ));
     };
+    let meta = object.meta.clone();
     let size = meta.size;
     let etag = meta.etag.map(|e| format!("\"{e}\""));
     let range = req
@@ -131,10 +130,17 @@ pub async fn get(
         }
     };
     // HEAD gets the same head; actix sends no body for it.
-    file.seek(std::io::SeekFrom::Start(start))
-        .await
-        .map_err(|e| ApiError::internal(e.into()))?;
-    let stream = ReaderStream::with_capacity(file.take(len), 256 * 1024);
+    if req.method() == actix_web::http::Method::HEAD || len == 0 {
+        let nothing =
+            futures_util::stream::empty::<Result<actix_web::web::Bytes, std::io::Error>>();
+        return Ok(res.no_chunking(len).streaming(nothing));
+    }
+    // The first piece is read (and opened) before answering: a damaged
+    // object is a 500, never a body of other bytes.
+    let stream = object.range(start, len).await.map_err(|e| {
+        tracing::error!(key = %key, error = %e, "a stored object does not read back");
+        ApiError::internal(e.into())
+    })?;
     Ok(res.no_chunking(len).streaming(stream))
 }
 

@@ -1,9 +1,7 @@
 //! File-system steps of the local store: atomic writes, moves that never
 //! replace, private directories, and keys that cannot leave the store.
 
-use std::path::{Path, PathBuf};
-
-use tempfile::TempPath;
+use std::path::Path;
 
 use crate::storage::StorageError;
 
@@ -28,41 +26,6 @@ pub(super) async fn write_atomically(
             "the place this was to be written to is gone",
         ),
         _ => StorageError::unavailable(e),
-    })
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Replace {
-    Yes,
-    No,
-}
-
-/// Moves a finished temp file to `path`. With [`Replace::No`] an existing
-/// file there is left alone and the call is a 409: the move is atomic
-/// (`link` + `unlink`), so of two racing writers exactly one wins. A missing
-/// parent directory is "not found"; the temp file is removed on any failure.
-pub(super) async fn persist(
-    tmp: TempPath,
-    path: PathBuf,
-    replace: Replace,
-) -> Result<(), StorageError> {
-    let moved = tokio::task::spawn_blocking(move || match replace {
-        Replace::Yes => tmp.persist(&path),
-        Replace::No => tmp.persist_noclobber(&path),
-    })
-    .await
-    .map_err(StorageError::unavailable)?;
-    moved.map_err(|e| match e.error.kind() {
-        std::io::ErrorKind::AlreadyExists => StorageError::conflict(
-            "already_uploaded",
-            "this URL has already stored its object, and an object is stored only once; \
-             start a new upload to send other bytes",
-        ),
-        std::io::ErrorKind::NotFound => StorageError::not_found(
-            "object_not_found",
-            "the place this was to be stored is gone",
-        ),
-        _ => StorageError::unavailable(e.error),
     })
 }
 
@@ -104,4 +67,35 @@ pub(super) fn safe_relative(key: &str) -> Result<&str, StorageError> {
             "the object key is not a safe relative path",
         ))
     }
+}
+
+/// Runs `f` holding the store's lock (an exclusive `flock` on `lock_file`,
+/// across threads and processes): what writes a file's key material and
+/// the file together, and what re-wraps keys, never interleave. Blocking.
+pub(super) fn locked<T>(
+    lock_file: &Path,
+    f: impl FnOnce() -> std::io::Result<T>,
+) -> std::io::Result<T> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A handle of its own each time: a lock shared through one handle
+    // would not keep this process's own threads apart.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(lock_file)?;
+    lock.lock()?;
+    let result = f();
+    drop(lock);
+    result
+}
+
+/// Writes a small file through a temp file in `tmp_dir` and a rename.
+/// Blocking.
+pub(super) fn replace_file(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)?;
+    std::io::Write::write_all(&mut tmp, bytes)?;
+    tmp.persist(path)?;
+    Ok(())
 }

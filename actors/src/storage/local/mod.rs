@@ -3,36 +3,40 @@
 //! place without replacing anything, so a reader never sees half an object
 //! and an object, once stored, is never overwritten (a presigned PUT URL
 //! stores once); the SHA-256 and MD5 (the ETag) are computed while the
-//! bytes stream in. Every directory is 0700 and every file 0600.
+//! bytes stream in. Every directory is 0700 and every file 0600. Every
+//! object is sealed with a data key of its own (see [`crypt`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt};
-use md5::Md5;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tempfile::TempPath;
-use tokio::io::AsyncWriteExt;
 
 use super::signing::{BlobMethod, Grant, UrlSigner};
-use super::{DeleteReport, ListedObject, ObjectMeta, PresignedRequest, StorageError, expiry_secs};
-use crate::events::{EventBus, minio};
+use super::{DeleteReport, ListedObject, PresignedRequest, StorageError, expiry_secs};
+use crate::events::EventBus;
 
+mod crypt;
 mod fs;
+mod keyring;
 mod multipart;
+mod put;
+mod read;
+mod rotate;
 mod sink;
 
+pub use self::read::StoredObject;
+pub use self::rotate::{Rotation, rotate_keys};
 pub use self::sink::LocalSink;
 
+use self::crypt::Crypt;
 pub use self::fs::private_dir;
-use self::fs::{Replace, persist, private_dir_async, safe_relative, write_atomically};
-
-use self::multipart::{PartMeta, no_such_upload};
+use self::fs::safe_relative;
+use self::keyring::Keyring;
 
 /// Why a signed PUT stored nothing.
 #[derive(Debug, thiserror::Error)]
@@ -60,19 +64,27 @@ pub enum GrantError {
 
 #[derive(Debug, Serialize, Deserialize)]
 struct StoredMeta {
+    /// Of the plaintext.
     size: u64,
     etag: String,
     sha256: String,
     content_type: Option<String>,
+    /// How the object is sealed; absent for one stored before encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    crypt: Option<Crypt>,
 }
 
 pub struct LocalStore {
+    /// The store's directory: its key file and lock are here.
+    root: PathBuf,
     objects: PathBuf,
     meta: PathBuf,
     tmp: PathBuf,
     multipart: PathBuf,
     /// tus uploads in progress, one file each, appended to as bytes arrive.
     staging: PathBuf,
+    /// The key-encryption keys that wrap every object's data key.
+    keyring: Arc<Keyring>,
     signer: UrlSigner,
     /// The server's public URL: signed URLs point back at it.
     base_url: String,
@@ -88,8 +100,13 @@ impl LocalStore {
         base_url: &str,
         bucket: &str,
         events: EventBus,
+        encryption_key: Option<&SecretString>,
     ) -> anyhow::Result<Self> {
+        private_dir(root)
+            .with_context(|| format!("creating the blob directory {}", root.display()))?;
         let store = Self {
+            root: root.to_owned(),
+            keyring: Arc::new(Keyring::open(root, encryption_key)?),
             objects: root.join("objects"),
             meta: root.join("meta"),
             tmp: root.join("tmp"),
@@ -225,241 +242,6 @@ impl LocalStore {
         Ok(grant)
     }
 
-    /// Stores exactly `grant.size` bytes from `body`: the object at the
-    /// grant's key (then announces it like MinIO would), or a part of a
-    /// multipart upload. Too many or too few bytes store nothing.
-    pub async fn put_stream<S, E>(
-        &self,
-        grant: &Grant,
-        body: S,
-        source_ip: &str,
-        user_agent: &str,
-    ) -> Result<ObjectMeta, PutError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let expected = grant.size.unwrap_or(0);
-        if let Some((upload_id, part)) = &grant.part {
-            let dir = self.upload_dir(upload_id)?;
-            if !tokio::fs::try_exists(dir.join("manifest.json"))
-                .await
-                .unwrap_or(false)
-            {
-                return Err(PutError::Storage(no_such_upload()));
-            }
-            let received = self.receive(body, expected).await?;
-            let etag = hex::encode(received.md5);
-            let meta = PartMeta {
-                size: received.size,
-                etag: etag.clone(),
-            };
-            let name = format!("{part:05}");
-            write_atomically(
-                &self.tmp,
-                &dir.join(format!("{name}.json")),
-                &serde_json::to_vec(&meta).map_err(StorageError::unavailable)?,
-            )
-            .await?;
-            persist(
-                received.file,
-                dir.join(format!("{name}.part")),
-                Replace::Yes,
-            )
-            .await
-            .map_err(|e| match e {
-                // Completed or aborted while the part arrived.
-                StorageError::NotFound { .. } => no_such_upload(),
-                e => e,
-            })?;
-            return Ok(ObjectMeta {
-                size: meta.size,
-                etag: Some(etag),
-                content_type: None,
-                sha256: None,
-            });
-        }
-        let received = self.receive(body, expected).await?;
-        let meta = StoredMeta {
-            size: received.size,
-            etag: hex::encode(received.md5),
-            sha256: hex::encode(received.sha256),
-            content_type: grant.content_type.clone(),
-        };
-        self.commit(received.file, &grant.key, &meta).await?;
-        Ok(self
-            .announce(minio::PUT, &grant.key, meta, source_ip, user_agent)
-            .await)
-    }
-
-    /// Streams a body into a temp file, hashing it, refusing any other length.
-    async fn receive<S, E>(&self, mut body: S, expected: u64) -> Result<Received, PutError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let (file, tmp) = self.temp_file()?;
-        let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, file);
-        let (mut sha, mut md5) = (Sha256::new(), Md5::new());
-        let mut received: u64 = 0;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| PutError::Interrupted(e.to_string()))?;
-            received += chunk.len() as u64;
-            if received > expected {
-                return Err(PutError::TooLong { expected });
-            }
-            sha.update(&chunk);
-            md5.update(&chunk);
-            out.write_all(&chunk)
-                .await
-                .map_err(StorageError::unavailable)?;
-        }
-        if received != expected {
-            return Err(PutError::TooShort { expected, received });
-        }
-        out.flush().await.map_err(StorageError::unavailable)?;
-        out.into_inner()
-            .sync_all()
-            .await
-            .map_err(StorageError::unavailable)?;
-        Ok(Received {
-            file: tmp,
-            size: received,
-            sha256: sha.finalize().into(),
-            md5: md5.finalize().into(),
-        })
-    }
-
-    /// Publishes the object-created event; a failure is logged, not returned
-    /// (the object is stored; confirm and the janitor still find it).
-    async fn announce(
-        &self,
-        event_name: &str,
-        key: &str,
-        meta: StoredMeta,
-        source_ip: &str,
-        user_agent: &str,
-    ) -> ObjectMeta {
-        let object = ObjectMeta {
-            size: meta.size,
-            etag: Some(meta.etag),
-            content_type: meta.content_type,
-            sha256: Some(meta.sha256),
-        };
-        let event = minio::object_created_event(
-            event_name,
-            &self.bucket,
-            key,
-            &object,
-            source_ip,
-            user_agent,
-        );
-        if let Err(e) = self.events.publish_object_event(event).await {
-            tracing::error!(key, error = ?e, "object stored but its event was not published");
-        }
-        object
-    }
-
-    /// A new temp file (mode 0600) in the store, removed when its path is
-    /// dropped unless persisted: a cancelled or failed upload leaves nothing.
-    fn temp_file(&self) -> Result<(tokio::fs::File, TempPath), StorageError> {
-        let (file, path) = tempfile::NamedTempFile::new_in(&self.tmp)
-            .map_err(StorageError::unavailable)?
-            .into_parts();
-        Ok((tokio::fs::File::from_std(file), path))
-    }
-
-    /// Moves a finished temp file into place at `key`, unless an object is
-    /// there already (409: objects are written once), and records its
-    /// metadata.
-    async fn commit(
-        &self,
-        tmp: TempPath,
-        key: &str,
-        meta: &StoredMeta,
-    ) -> Result<(), StorageError> {
-        let object_path = self.object_path(key)?;
-        let meta_path = self.meta_path(key)?;
-        for parent in [object_path.parent(), meta_path.parent()]
-            .into_iter()
-            .flatten()
-        {
-            private_dir_async(parent).await?;
-        }
-        persist(tmp, object_path, Replace::No).await?;
-        let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
-        write_atomically(&self.tmp, &meta_path, &json).await
-    }
-
-    /// Opens an object for reading.
-    pub async fn read(
-        &self,
-        key: &str,
-    ) -> Result<Option<(tokio::fs::File, ObjectMeta)>, StorageError> {
-        let Some(meta) = self.head(key).await? else {
-            return Ok(None);
-        };
-        match tokio::fs::File::open(self.object_path(key)?).await {
-            Ok(file) => Ok(Some((file, meta))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
-    }
-
-    pub async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StorageError> {
-        let object_path = self.object_path(key)?;
-        let size = match tokio::fs::metadata(&object_path).await {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(StorageError::unavailable(e)),
-        };
-        match tokio::fs::read(self.meta_path(key)?).await {
-            Ok(bytes) => {
-                let meta: StoredMeta =
-                    serde_json::from_slice(&bytes).map_err(StorageError::unavailable)?;
-                Ok(Some(ObjectMeta {
-                    size,
-                    etag: Some(meta.etag),
-                    content_type: meta.content_type,
-                    sha256: Some(meta.sha256),
-                }))
-            }
-            // Stored by something other than `put_stream`: size only.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Some(ObjectMeta {
-                size,
-                ..ObjectMeta::default()
-            })),
-            Err(e) => Err(StorageError::unavailable(e)),
-        }
-    }
-
-    pub async fn sha256(&self, key: &str) -> Result<Option<String>, StorageError> {
-        match self.head(key).await? {
-            None => Ok(None),
-            Some(ObjectMeta {
-                sha256: Some(d), ..
-            }) => Ok(Some(d)),
-            Some(_) => {
-                let path = self.object_path(key)?;
-                tokio::task::spawn_blocking(move || -> std::io::Result<String> {
-                    use std::io::Read;
-                    let mut file = std::fs::File::open(path)?;
-                    let (mut sha, mut buf) = (Sha256::new(), vec![0; 1 << 16]);
-                    loop {
-                        match file.read(&mut buf)? {
-                            0 => return Ok(hex::encode(sha.finalize())),
-                            n => sha.update(&buf[..n]),
-                        }
-                    }
-                })
-                .await
-                .map_err(StorageError::unavailable)?
-                .map(Some)
-                .map_err(StorageError::unavailable)
-            }
-        }
-    }
-
     pub async fn delete(&self, key: &str) -> Result<(), StorageError> {
         for path in [self.object_path(key)?, self.meta_path(key)?] {
             match tokio::fs::remove_file(&path).await {
@@ -554,15 +336,6 @@ impl LocalStore {
     fn meta_path(&self, key: &str) -> Result<PathBuf, StorageError> {
         Ok(self.meta.join(format!("{}.json", safe_relative(key)?)))
     }
-}
-
-/// What `receive` took in.
-struct Received {
-    /// Removed on drop unless persisted.
-    file: TempPath,
-    size: u64,
-    sha256: [u8; 32],
-    md5: [u8; 16],
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -11,11 +12,17 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use super::fs::{private_dir_async, safe_relative, write_atomically};
+use super::crypt::{Crypt, SEALED, Sealer};
+use super::fs::{locked, private_dir_async, safe_relative, write_atomically};
+use super::read::StoredObject;
+use super::rotate::LOCK_FILE;
 use super::{LocalStore, StoredMeta};
 use crate::events::minio;
 use crate::storage::signing::{BlobMethod, Grant};
 use crate::storage::{PresignedRequest, StorageError, StoredPart, expiry_secs};
+
+/// Plaintext a completion reads from a part at a time.
+const PIECE: usize = 512 << 10;
 
 /// What a multipart upload directory records about itself.
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,6 +36,9 @@ struct Manifest {
 pub(super) struct PartMeta {
     pub(super) size: u64,
     pub(super) etag: String,
+    /// How the part is sealed; absent for one stored before encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) crypt: Option<Crypt>,
 }
 
 impl LocalStore {
@@ -147,56 +157,93 @@ impl LocalStore {
                 format!("multipart upload {upload_id} is for another object"),
             ));
         }
-        let (out, tmp) = self.temp_file()?;
-        let mut out = tokio::io::BufWriter::with_capacity(512 * 1024, out);
+        let (crypt, sealing) = Crypt::fresh(&self.keyring).map_err(StorageError::unavailable)?;
+        let mut sealer = Sealer::new(sealing);
+        let (mut out, tmp) = self.temp_file()?;
         let (mut sha, mut etags) = (Sha256::new(), Md5::new());
         let mut size = 0u64;
-        let mut buf = vec![0u8; 512 * 1024];
+        let mut sealed = Vec::with_capacity(PIECE + SEALED);
         for part in parts {
-            use tokio::io::AsyncReadExt;
-            let path = dir.join(format!("{:05}.part", part.part_number));
-            let mut file = match tokio::fs::File::open(path).await {
-                Ok(f) => f,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    return Err(StorageError::not_found(
-                        "part_not_found",
-                        format!("part {} has not been uploaded", part.part_number),
-                    ));
+            let stored = Arc::new(self.open_part(&dir, part.part_number).await?);
+            let mut at = 0;
+            while at < stored.meta.size {
+                let part = stored.clone();
+                let piece = tokio::task::spawn_blocking(move || part.read_at(at, PIECE))
+                    .await
+                    .map_err(StorageError::unavailable)?
+                    .map_err(|e| {
+                        tracing::error!(upload_id, error = %e, "a stored part does not read back");
+                        StorageError::unavailable(e)
+                    })?;
+                if piece.is_empty() {
+                    return Err(StorageError::unavailable(anyhow::anyhow!(
+                        "a stored part ended early"
+                    )));
                 }
-                Err(e) => return Err(StorageError::unavailable(e)),
-            };
-            loop {
-                let n = file
-                    .read(&mut buf)
+                at += piece.len() as u64;
+                sha.update(&piece);
+                sealer
+                    .push(&piece, &mut sealed)
+                    .map_err(StorageError::unavailable)?;
+                out.write_all(&sealed)
                     .await
                     .map_err(StorageError::unavailable)?;
-                if n == 0 {
-                    break;
-                }
-                sha.update(&buf[..n]);
-                out.write_all(&buf[..n])
-                    .await
-                    .map_err(StorageError::unavailable)?;
-                size += n as u64;
+                sealed.clear();
             }
+            size += stored.meta.size;
             etags.update(hex::decode(&part.etag).map_err(StorageError::unavailable)?);
         }
-        out.flush().await.map_err(StorageError::unavailable)?;
-        out.into_inner()
-            .sync_all()
+        sealer
+            .finish(&mut sealed)
+            .map_err(StorageError::unavailable)?;
+        out.write_all(&sealed)
             .await
             .map_err(StorageError::unavailable)?;
+        out.sync_all().await.map_err(StorageError::unavailable)?;
         let meta = StoredMeta {
             size,
             // S3's multipart ETag: MD5 of the parts' MD5s, then the count.
             etag: format!("{}-{}", hex::encode(etags.finalize()), parts.len()),
             sha256: hex::encode(sha.finalize()),
             content_type: Some(manifest.content_type),
+            crypt: Some(crypt),
         };
         self.commit(tmp, key, &meta).await?;
         self.announce(minio::COMPLETE_MULTIPART, key, meta, "", "stowage")
             .await;
         self.abort_multipart(upload_id).await
+    }
+
+    /// Opens a stored part with its record, under the store's lock (so the
+    /// two belong together even while the part is being sent again).
+    async fn open_part(
+        &self,
+        dir: &std::path::Path,
+        number: u32,
+    ) -> Result<StoredObject, StorageError> {
+        let (record, part) = (
+            dir.join(format!("{number:05}.json")),
+            dir.join(format!("{number:05}.part")),
+        );
+        let (lock, keyring) = (self.root.join(LOCK_FILE), self.keyring.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            let (meta, file) = locked(&lock, || {
+                let meta: PartMeta = serde_json::from_slice(&std::fs::read(&record)?)
+                    .map_err(std::io::Error::other)?;
+                Ok((meta, std::fs::File::open(&part)?))
+            })?;
+            let sealing = meta.crypt.as_ref().map(|c| c.open(&keyring)).transpose()?;
+            Ok::<_, std::io::Error>(StoredObject::new(file, meta.size, sealing))
+        })
+        .await
+        .map_err(StorageError::unavailable)?;
+        opened.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => StorageError::not_found(
+                "part_not_found",
+                format!("part {number} has not been uploaded"),
+            ),
+            _ => StorageError::unavailable(e),
+        })
     }
 
     pub async fn abort_multipart(&self, upload_id: &str) -> Result<(), StorageError> {
