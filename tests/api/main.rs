@@ -28,6 +28,7 @@ mod quotas;
 mod revisions;
 mod sharing;
 mod tls;
+mod tls_deps;
 mod trash;
 mod tus;
 mod tus_parts;

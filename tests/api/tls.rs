@@ -15,7 +15,7 @@ crate::on_both_stacks!(
 );
 
 /// A fresh PKI in a directory of its own.
-fn pki() -> PathBuf {
+pub(crate) fn pki() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("stowage-pki-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pki.sh");
@@ -24,12 +24,12 @@ fn pki() -> PathBuf {
     dir
 }
 
-fn file(dir: &Path, name: &str) -> String {
+pub(crate) fn file(dir: &Path, name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
 /// A client trusting the test CA, with a client certificate if named.
-fn client(dir: &Path, identity: Option<&str>) -> reqwest::Client {
+pub(crate) fn client(dir: &Path, identity: Option<&str>) -> reqwest::Client {
     let ca = std::fs::read(dir.join("ca.pem")).unwrap();
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
