@@ -19,8 +19,14 @@ async fn main() -> ExitCode {
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::load()?;
     let settings = cli.settings;
-    telemetry::init_tracing(&settings.log, settings.log_format);
-    match cli.command.unwrap_or(Command::Serve) {
+    let telemetry = telemetry::init_tracing(&settings.log, settings.log_format);
+    let result = command(cli.command.unwrap_or(Command::Serve), settings).await;
+    telemetry.shutdown();
+    result
+}
+
+async fn command(command: Command, settings: stowage::config::Settings) -> anyhow::Result<()> {
+    match command {
         Command::Serve => {
             Application::build(settings)
                 .await?

@@ -1,4 +1,5 @@
-//! Logs (tracing) and metrics (Prometheus), set up once per process.
+//! Logs (tracing), traces (OpenTelemetry over OTLP/HTTP, when an endpoint
+//! is configured) and metrics (Prometheus), set up once per process.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -15,19 +16,128 @@ use crate::config::LogFormat;
 use crate::http::client_ip::ClientIp;
 use crate::http::request_id::RequestId;
 
-/// Installs the global log subscriber. Later calls do nothing (tests build
+/// What the process's tracing holds: the trace exporter, when there is
+/// one, to flush at exit.
+#[derive(Default)]
+pub struct Telemetry {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Sends the spans still queued (a few seconds at most).
+    pub fn shutdown(&self) {
+        if let Some(provider) = &self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("stowage: traces not all exported at exit: {e}");
+        }
+    }
+}
+
+/// Whether traces are exported: an OTLP endpoint is configured (and the
+/// SDK not disabled). Set once, at start-up.
+pub fn tracing_exported() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| {
+        let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.trim().is_empty());
+        (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+            && !std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+    })
+}
+
+/// What the trace exporter is given: Stowage's own spans (requests at
+/// info; database, storage and actor work at debug) and sea-orm's, never
+/// the HTTP client's that exports them.
+const TRACE_FILTER: &str = "info,stowage=debug,stowage_actors=debug,sea_orm=info,reqwest=off,hyper=off,h2=off,opentelemetry=off";
+
+/// Installs the global subscriber: logs to stderr, and spans to the OTLP
+/// endpoint when one is configured (`OTEL_EXPORTER_OTLP_ENDPOINT` and the
+/// other standard `OTEL_*` variables). Without one, the spans only the
+/// exporter wants are never made. Later calls do nothing (tests build
 /// many applications in one process).
-pub fn init_tracing(filter: &str, format: LogFormat) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+pub fn init_tracing(filter: &str, format: LogFormat) -> Telemetry {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Database spans are for traces; the logs keep sea-orm's warnings only,
+    // unless asked for more.
+    let log_filter = if filter.contains("sea_orm") {
+        filter.to_owned()
+    } else {
+        format!("{filter},sea_orm=warn")
+    };
+    let log_filter = EnvFilter::try_new(&log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Text => builder.fmt_fields(escaped_fields()).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let logs = match format {
+        LogFormat::Text => logs
+            .fmt_fields(escaped_fields())
+            .with_filter(log_filter)
+            .boxed(),
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_filter(log_filter)
+            .boxed(),
     };
+    let mut telemetry = Telemetry::default();
+    let mut layers = vec![logs];
+    if tracing_exported() {
+        match trace_exporter() {
+            Ok((layer, provider)) => {
+                telemetry.provider = Some(provider);
+                layers.push(layer.with_filter(EnvFilter::new(TRACE_FILTER)).boxed());
+            }
+            Err(e) => eprintln!("stowage: traces are not exported: {e:#}"),
+        }
+    }
+    let _ = tracing_subscriber::registry().with(layers).try_init();
+    telemetry
+}
+
+type TraceLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::Tracer,
+>;
+
+/// The OTLP/HTTP (protobuf) exporter, batched on a thread of its own, as
+/// the `OTEL_*` variables configure it; W3C trace context propagation.
+fn trace_exporter() -> anyhow::Result<(TraceLayer, opentelemetry_sdk::trace::SdkTracerProvider)> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{Protocol, WithExportConfig};
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .build()?;
+    let mut resource = opentelemetry_sdk::Resource::builder();
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+        resource = resource.with_service_name("stowage");
+    }
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource.build())
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("stowage"));
+    Ok((layer, provider))
+}
+
+/// An incoming request's headers, as the propagator reads them.
+struct RequestHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for RequestHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// Text-format fields with every control character escaped (`\n` as
@@ -113,8 +223,10 @@ impl RootSpanBuilder for StowageRootSpan {
             .match_pattern()
             .unwrap_or_else(|| "unmatched".to_owned());
         let empty = tracing::field::Empty;
-        tracing::info_span!(
+        let span = tracing::info_span!(
             "request",
+            otel.name = %format!("{} {route}", request.method()),
+            otel.kind = "server",
             request_id = %request_id,
             http.method = %request.method(),
             http.route = %route,
@@ -127,7 +239,16 @@ impl RootSpanBuilder for StowageRootSpan {
             key_id = empty,
             exception.message = empty,
             exception.details = empty,
-        )
+        );
+        if tracing_exported() {
+            // A W3C `traceparent` the caller sent: this request continues its trace.
+            use tracing_opentelemetry::OpenTelemetrySpanExt;
+            let parent = opentelemetry::global::get_text_map_propagator(|p| {
+                p.extract(&RequestHeaders(request.headers()))
+            });
+            let _ = span.set_parent(parent);
+        }
+        span
     }
 
     fn on_request_end<B: actix_web::body::MessageBody>(

@@ -29,6 +29,7 @@ mod revisions;
 mod sharing;
 mod tls;
 mod tls_deps;
+mod traces;
 mod trash;
 mod tus;
 mod tus_parts;

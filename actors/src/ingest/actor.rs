@@ -120,6 +120,20 @@ async fn pump(ingest: &Ingest, source: &mut IngestSource) -> anyhow::Result<()> 
     }
     let fetched = started.elapsed();
     let size = batch.len();
+    // A span for traces (debug: made only when traces are exported).
+    let span = tracing::debug_span!("ingest", otel.name = "ingest batch", messages = size);
+    tracing::Instrument::instrument(apply_batch(ingest, batch, started, fetched), span).await;
+    Ok(())
+}
+
+/// Parses, applies and settles one batch of object-store events.
+async fn apply_batch(
+    ingest: &Ingest,
+    batch: Vec<Inbound>,
+    started: std::time::Instant,
+    fetched: std::time::Duration,
+) {
+    let size = batch.len();
     let mut parsed: Vec<(Inbound, usize)> = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
     for message in batch {
@@ -178,7 +192,6 @@ async fn pump(ingest: &Ingest, source: &mut IngestSource) -> anyhow::Result<()> 
             }
         }
     }
-    Ok(())
 }
 
 fn settle(result: anyhow::Result<()>) {

@@ -70,7 +70,9 @@ impl Handler<Tick> for JanitorActor {
     fn handle(&mut self, _: Tick, ctx: &mut Context<Self>) {
         let janitor = self.janitor.clone();
         // `wait`: no tick is handled while a sweep runs.
-        async move { janitor.sweep().await }
+        // A span for traces (debug: made only when traces are exported).
+        let span = tracing::debug_span!("janitor", otel.name = "janitor sweep");
+        tracing::Instrument::instrument(async move { janitor.sweep().await }, span)
             .into_actor(self)
             .map(|(failed, ran), act, ctx| {
                 if act

@@ -395,8 +395,16 @@ async fn timed<T>(
     op: &'static str,
     f: impl Future<Output = Result<T, StorageError>>,
 ) -> Result<T, StorageError> {
+    use tracing::Instrument;
     let started = Instant::now();
-    let result = f.await;
+    // A span for traces (debug: made only when traces are exported).
+    let span = tracing::debug_span!(
+        "storage",
+        otel.name = %format_args!("storage {op}"),
+        otel.kind = "client",
+        storage.operation = op,
+    );
+    let result = f.instrument(span).await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     metrics::counter!(STORAGE_REQUESTS_TOTAL, "op" => op, "result" => outcome).increment(1);
     metrics::histogram!(STORAGE_REQUEST_DURATION_SECONDS, "op" => op)
