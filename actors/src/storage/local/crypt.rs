@@ -4,21 +4,22 @@
 //! construction (`aead-stream`: a 32-bit big-endian position and a
 //! last-segment flag in each nonce). A Range read opens only the segments
 //! it touches, and a segment moved, dropped, cut short or altered fails to
-//! open instead of yielding other bytes. The data key is kept wrapped by a
+//! open instead of yielding other bytes. AES-256-GCM is ring's (see
+//! [`super::gcm`]). The data key is kept wrapped by a
 //! key-encryption key (see [`super::keyring`]) in the object's metadata,
 //! where `stowage keys rotate` re-wraps it without touching the object.
 
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use aead::AeadInOut;
 use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
+use super::gcm::Aes256Gcm;
 use super::keyring::{Keyring, WrappedKey, damaged};
 
 /// Plaintext bytes a segment.
@@ -102,7 +103,7 @@ const TAIL_FLAG: u8 = 2;
 
 impl Sealing {
     fn new(key: &[u8; 32], epochs: &[Epoch]) -> io::Result<Self> {
-        let aead = Aes256Gcm::new(&(*key).into());
+        let aead = Aes256Gcm::new(key);
         let mut streams = Vec::with_capacity(epochs.len());
         for epoch in epochs {
             let prefix: [u8; 7] = B64
@@ -127,7 +128,7 @@ impl Sealing {
     }
 
     /// Seals `buf` (one segment's plaintext) in place as segment `index`.
-    pub fn seal(&self, index: u32, last: bool, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub fn seal(&self, index: u32, last: bool, buf: &mut dyn aead::Buffer) -> io::Result<()> {
         self.stream(index)
             .encrypt_in_place(index, last, &[], buf)
             .map_err(|_| io::Error::other("sealing a segment failed"))
@@ -180,6 +181,35 @@ impl Sealing {
     }
 }
 
+/// The end of `out` from `start` on, as a buffer to seal in place.
+struct Tail<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for Tail<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.out[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.out[self.start..]
+    }
+}
+
+impl aead::Buffer for Tail<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> aead::Result<()> {
+        self.out.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.out.truncate(self.start + len);
+    }
+}
+
 /// Segments a file of `size` plaintext bytes seals into (an empty file is
 /// one empty segment).
 pub(super) fn segments(size: u64) -> u64 {
@@ -227,6 +257,17 @@ impl Sealer {
         while !data.is_empty() {
             if self.pending.len() == SEGMENT {
                 self.seal_pending(false, out)?;
+            }
+            if self.pending.is_empty() && data.len() > SEGMENT {
+                // A whole segment with more after it: sealed where it lands
+                // in `out`, without a stop in `pending`.
+                let start = out.len();
+                out.extend_from_slice(&data[..SEGMENT]);
+                let index = position(self.index)?;
+                self.sealing.seal(index, false, &mut Tail { out, start })?;
+                self.index += 1;
+                data = &data[SEGMENT..];
+                continue;
             }
             let n = (SEGMENT - self.pending.len()).min(data.len());
             self.pending.extend_from_slice(&data[..n]);
@@ -388,6 +429,17 @@ mod tests {
             .is_err()
         );
         assert!(read_sealed(&stored(cut), size, &opened, 0, 10).is_err());
+    }
+
+    #[test]
+    fn large_pieces_seal_as_small_ones_do() {
+        let (crypt, _, keyring, _dir) = sealing();
+        let plain: Vec<u8> = (0..SEGMENT * 4 + 7).map(|i| (i % 253) as u8).collect();
+        let small = seal_all(crypt.open(&keyring).unwrap(), &plain, 1000);
+        for pieces in [SEGMENT, SEGMENT + 1, 3 * SEGMENT, plain.len()] {
+            let large = seal_all(crypt.open(&keyring).unwrap(), &plain, pieces);
+            assert!(large == small, "pieces of {pieces}");
+        }
     }
 
     #[test]

@@ -16,8 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
+use aead::AeadInOut;
 use anyhow::Context;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,6 +24,8 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use super::gcm::Aes256Gcm;
 
 /// A data key as stored: sealed by the KEK `kek` names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ impl Kek {
         let digest = Sha256::new_with_prefix(b"stowage kek id").chain_update(key);
         Self {
             id: hex::encode(&digest.finalize()[..8]),
-            cipher: Aes256Gcm::new(&(*key).into()),
+            cipher: Aes256Gcm::new(key),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::events::EventBus;
 
 mod crypt;
 mod fs;
+mod gcm;
 mod keyring;
 mod multipart;
 mod put;
