@@ -10,15 +10,21 @@ the local store), and runs it:
 - start: `stowage` with its data dir in the harness's work dir; once it
   listens, a user signs up and the client sends that user's token;
 - the client: minitus.py with an `Authorization` header on its session;
-- the stored file: the one object in the data dir's blob store.
+- the stored file: the local store keeps objects sealed (encrypted at
+  rest), so after the run the server is started again on the same data
+  dir and the file is downloaded through the API; the harness checks that
+  copy's sha256.
 
 Usage (bench/tus-bench.sh sets this up):
     WORK=... STOWAGE_BIN=... python tus_stowage.py --rounds 3 --servers stowage,rustus,...
 """
 import json
 import os
+import shutil
 import subprocess as sp
 import sys
+import time
+import urllib.error
 import urllib.request
 
 WORK = os.environ["WORK"]
@@ -69,12 +75,48 @@ def start(name):
 def stored_file(name, d, res):
     if name != "stowage":
         return _stored_file(name, d, res)
-    found = [
-        os.path.join(root, f)
-        for root, _, files in os.walk(f"{d}/blobs/objects")
-        for f in files
-    ]
-    return found[0] if len(found) == 1 else f"{d}/missing"
+    cmd, _ = server_cmd(name, d)
+    server = sp.Popen(cmd, stdout=sp.DEVNULL, stderr=sp.DEVNULL)
+    out = f"{d}/downloaded.bin"
+    try:
+        base = f"http://127.0.0.1:{PORT}"
+        token = None
+        for _ in range(200):
+            try:
+                body = json.dumps({"email": "bench@example.com", "password": "benchmark password"})
+                req = urllib.request.Request(
+                    f"{base}/api/v1/auth/login",
+                    data=body.encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                token = json.load(urllib.request.urlopen(req))["access_token"]
+                break
+            except OSError:
+                time.sleep(0.05)
+        auth = {"Authorization": f"Bearer {token}"}
+        files = json.load(
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/files", headers=auth))
+        )["items"]
+        if len(files) != 1:
+            return f"{d}/missing"
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args):
+                return None
+
+        try:
+            urllib.request.build_opener(NoRedirect).open(
+                urllib.request.Request(f"{base}/api/v1/files/{files[0]['id']}/content", headers=auth)
+            )
+            return f"{d}/missing"
+        except urllib.error.HTTPError as e:
+            location = e.headers["Location"]
+        with urllib.request.urlopen(location) as r, open(out, "wb") as f:
+            shutil.copyfileobj(r, f, 8 << 20)
+        return out
+    finally:
+        server.terminate()
+        server.wait()
 
 
 def client(args):
