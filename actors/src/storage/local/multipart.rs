@@ -193,13 +193,7 @@ impl LocalStore {
             size += stored.meta.size;
             etags.update(hex::decode(&part.etag).map_err(StorageError::unavailable)?);
         }
-        sealer
-            .finish(&mut sealed)
-            .map_err(StorageError::unavailable)?;
-        out.write_all(&sealed)
-            .await
-            .map_err(StorageError::unavailable)?;
-        out.sync_all().await.map_err(StorageError::unavailable)?;
+        super::put::seal_last(sealer, sealed, &mut out).await?;
         let meta = StoredMeta {
             size,
             // S3's multipart ETag: MD5 of the parts' MD5s, then the count.

@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt;
 use super::crypt::{Crypt, Sealer};
 use super::fs::{locked, replace_file};
 use super::multipart::{PartMeta, no_such_upload};
-use super::rotate::{LOCK_FILE, rewrap};
+use super::rotate::{LOCK_FILE, keep_current};
 use super::{LocalStore, PutError, StoredMeta};
 use crate::events::minio;
 use crate::storage::signing::Grant;
@@ -123,13 +123,7 @@ impl LocalStore {
         if received != expected {
             return Err(PutError::TooShort { expected, received });
         }
-        sealer
-            .finish(&mut sealed)
-            .map_err(StorageError::unavailable)?;
-        out.write_all(&sealed)
-            .await
-            .map_err(StorageError::unavailable)?;
-        out.sync_all().await.map_err(StorageError::unavailable)?;
+        seal_last(sealer, sealed, &mut out).await?;
         Ok(Received {
             file: tmp,
             size: received,
@@ -191,7 +185,8 @@ impl LocalStore {
         let object_path = self.object_path(key)?;
         let meta_path = self.meta_path(key)?;
         let json = serde_json::to_vec(meta).map_err(StorageError::unavailable)?;
-        let (root, tmp_dir) = (self.root.clone(), self.tmp.clone());
+        let (root, tmp_dir, keyring) = (self.root.clone(), self.tmp.clone(), self.keyring.clone());
+        let kek = meta.crypt.as_ref().map(|c| c.key.kek.clone());
         let moved = tokio::task::spawn_blocking(move || {
             for parent in [object_path.parent(), meta_path.parent()]
                 .into_iter()
@@ -204,21 +199,23 @@ impl LocalStore {
                     return Err(std::io::ErrorKind::AlreadyExists.into());
                 }
                 replace_file(&tmp_dir, &meta_path, &json)?;
-                tmp.persist_noclobber(&object_path).map_err(|e| e.error)?;
-                Ok(meta_path)
-            })
+                tmp.persist_noclobber(&object_path).map_err(|e| e.error)
+            })?;
+            match kek {
+                Some(kek) => keep_current(&root, &keyring, &kek, &meta_path),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(StorageError::unavailable)?;
-        let meta_path = moved.map_err(|e| match e.kind() {
+        moved.map_err(|e| match e.kind() {
             std::io::ErrorKind::AlreadyExists => StorageError::conflict(
                 "already_uploaded",
                 "this URL has already stored its object, and an object is stored only once; \
                  start a new upload to send other bytes",
             ),
             _ => StorageError::unavailable(e),
-        })?;
-        self.keep_wrapped_current(meta, meta_path).await
+        })
     }
 
     /// Stores part `number` of the multipart upload in `dir`: its record
@@ -237,11 +234,13 @@ impl LocalStore {
             dir.join(format!("{name}.json")),
             dir.join(format!("{name}.part")),
         );
-        let (root, tmp_dir, manifest) = (
+        let (root, tmp_dir, manifest, keyring) = (
             self.root.clone(),
             self.tmp.clone(),
             dir.join("manifest.json"),
+            self.keyring.clone(),
         );
+        let kek = meta.crypt.as_ref().map(|c| c.key.kek.clone());
         let stored = tokio::task::spawn_blocking(move || {
             locked(&root.join(LOCK_FILE), || {
                 // Completed or aborted while the part arrived.
@@ -249,49 +248,34 @@ impl LocalStore {
                     return Err(std::io::ErrorKind::NotFound.into());
                 }
                 replace_file(&tmp_dir, &record, &json)?;
-                file.persist(&part).map_err(|e| e.error)?;
-                Ok(record)
-            })
+                file.persist(&part).map_err(|e| e.error)
+            })?;
+            match kek {
+                Some(kek) => keep_current(&root, &keyring, &kek, &record),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(StorageError::unavailable)?;
-        let record = stored.map_err(|e| match e.kind() {
+        stored.map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => no_such_upload(),
             _ => StorageError::unavailable(e),
-        })?;
-        if let Some(crypt) = &meta.crypt {
-            self.rewrap_if_stale(&crypt.key.kek, record).await?;
-        }
-        Ok(())
-    }
-
-    /// After writing `meta` to `path`: if a key rotation began meanwhile
-    /// (and may have passed this file by), the key is re-wrapped now.
-    pub(super) async fn keep_wrapped_current(
-        &self,
-        meta: &StoredMeta,
-        path: std::path::PathBuf,
-    ) -> Result<(), StorageError> {
-        match &meta.crypt {
-            Some(crypt) => self.rewrap_if_stale(&crypt.key.kek, path).await,
-            None => Ok(()),
-        }
-    }
-
-    pub(super) async fn rewrap_if_stale(
-        &self,
-        kek: &str,
-        path: std::path::PathBuf,
-    ) -> Result<(), StorageError> {
-        let (root, keyring, kek) = (self.root.clone(), self.keyring.clone(), kek.to_owned());
-        tokio::task::spawn_blocking(move || {
-            if keyring.is_current(&kek)? {
-                return Ok(());
-            }
-            rewrap(&root, &keyring, &path).map(|_| ())
         })
-        .await
-        .map_err(StorageError::unavailable)?
-        .map_err(StorageError::unavailable)
     }
+}
+
+/// Seals the last segment after what `sealed` holds, writes both and syncs
+/// the file.
+pub(super) async fn seal_last(
+    sealer: Sealer,
+    mut sealed: Vec<u8>,
+    out: &mut tokio::fs::File,
+) -> Result<(), StorageError> {
+    sealer
+        .finish(&mut sealed)
+        .map_err(StorageError::unavailable)?;
+    out.write_all(&sealed)
+        .await
+        .map_err(StorageError::unavailable)?;
+    out.sync_all().await.map_err(StorageError::unavailable)
 }

@@ -53,6 +53,21 @@ pub(super) fn rewrap(root: &Path, keyring: &Keyring, path: &Path) -> std::io::Re
     })
 }
 
+/// After writing key material wrapped by `kek` to `path`: if a rotation
+/// began meanwhile (and may have passed the file by), re-wraps it now. One
+/// `stat` of the key file otherwise. Blocking.
+pub(super) fn keep_current(
+    root: &Path,
+    keyring: &Keyring,
+    kek: &str,
+    path: &Path,
+) -> std::io::Result<()> {
+    if !keyring.is_current(kek)? {
+        rewrap(root, keyring, path)?;
+    }
+    Ok(())
+}
+
 /// Where a key-material document keeps its wrapped key: `crypt.key` in
 /// metadata and part records, `key` in a staged upload's key file.
 fn key_slot(doc: &mut Value) -> Option<&mut Value> {

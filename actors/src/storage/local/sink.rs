@@ -24,7 +24,7 @@ use super::LocalStore;
 use super::crypt::{Crypt, SEALED, SEGMENT, Sealer, position};
 use super::fs::{locked, replace_file};
 use super::keyring::damaged;
-use super::rotate::LOCK_FILE;
+use super::rotate::{LOCK_FILE, keep_current};
 use crate::storage::sink::{Chunk, Durable, Resume, Stand, blocking, resumable};
 use crate::storage::{ObjectMeta, StorageError};
 
@@ -83,9 +83,7 @@ impl LocalStore {
     pub async fn open_sink(self: &Arc<Self>, resume: &Resume) -> Result<LocalSink, StorageError> {
         let sha256 = resumable::restore(resume.hash_state.as_deref())?;
         let (store, upload, offset) = (self.clone(), resume.upload, resume.offset);
-        let (staged, kek) = blocking(move || store.open_staged(upload, offset)).await?;
-        self.rewrap_if_stale(&kek, self.staged_crypt_path(upload))
-            .await?;
+        let staged = blocking(move || store.open_staged(upload, offset)).await?;
         Ok(LocalSink {
             store: self.clone(),
             upload: resume.upload,
@@ -99,8 +97,8 @@ impl LocalStore {
     }
 
     /// The staging file at `offset`, its sealer holding the unfinished
-    /// last segment, and the KEK its data key is wrapped by. Blocking.
-    fn open_staged(&self, upload: Uuid, offset: u64) -> std::io::Result<(Box<Staged>, String)> {
+    /// last segment. Blocking.
+    fn open_staged(&self, upload: Uuid, offset: u64) -> std::io::Result<Box<Staged>> {
         use std::os::unix::fs::OpenOptionsExt;
         let crypt_path = self.staged_crypt_path(upload);
         let lock = self.root.join(LOCK_FILE);
@@ -186,6 +184,7 @@ impl LocalStore {
             }
             let json = serde_json::to_vec(&crypt).map_err(std::io::Error::other)?;
             locked(&lock, || replace_file(&self.tmp, &crypt_path, &json))?;
+            keep_current(&self.root, &self.keyring, &crypt.key.kek, &crypt_path)?;
         }
         use std::io::{Seek, SeekFrom};
         file.seek(SeekFrom::Start(expected))?;
@@ -195,7 +194,7 @@ impl LocalStore {
             file,
             sealer: Sealer::resume(sealing, full, pending),
         });
-        Ok((staged, crypt.key.kek))
+        Ok(staged)
     }
 
     /// Removes an unfinished upload's staged bytes; missing files are fine.
@@ -234,7 +233,7 @@ impl LocalStore {
             self.staged_crypt_path(upload),
             self.staged_tail_path(upload),
         );
-        let (tmp_dir, lock) = (self.tmp.clone(), self.root.join(LOCK_FILE));
+        let (root, tmp_dir, keyring) = (self.root.clone(), self.tmp.clone(), self.keyring.clone());
         let mut meta = super::StoredMeta {
             size,
             // Opaque, like any ETag; the upload never had an MD5.
@@ -243,16 +242,17 @@ impl LocalStore {
             content_type: Some(content_type.to_owned()),
             crypt: None,
         };
-        let (meta, meta_path) = blocking(move || {
+        let meta = blocking(move || {
             for parent in [object_path.parent(), meta_path.parent()]
                 .into_iter()
                 .flatten()
             {
                 super::private_dir(parent)?;
             }
-            locked(&lock, || {
+            let kek = locked(&root.join(LOCK_FILE), || {
                 let crypt: Crypt = serde_json::from_slice(&std::fs::read(&crypt_path)?)
                     .map_err(std::io::Error::other)?;
+                let kek = crypt.key.kek.clone();
                 meta.crypt = Some(crypt);
                 let json = serde_json::to_vec(&meta).map_err(std::io::Error::other)?;
                 // Metadata first: an object never appears without it.
@@ -264,11 +264,12 @@ impl LocalStore {
                         _ => {}
                     }
                 }
-                Ok((meta, meta_path))
-            })
+                Ok(kek)
+            })?;
+            keep_current(&root, &keyring, &kek, &meta_path)?;
+            Ok(meta)
         })
         .await?;
-        self.keep_wrapped_current(&meta, meta_path).await?;
         Ok(ObjectMeta {
             size: meta.size,
             etag: Some(meta.etag),
