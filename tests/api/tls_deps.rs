@@ -143,6 +143,33 @@ impl Drop for TlsPostgres {
     }
 }
 
+/// Sends `bytes` to a created upload's signed URL with `store_client`,
+/// then confirms it; the file's id.
+async fn put_and_confirm(
+    server: &Server,
+    token: &str,
+    store_client: &reqwest::Client,
+    created: &Value,
+    bytes: Vec<u8>,
+) -> String {
+    let mut put = store_client
+        .put(created["upload"]["url"].as_str().unwrap())
+        .body(bytes);
+    for (k, v) in created["upload"]["headers"].as_object().unwrap() {
+        put = put.header(k, v.as_str().unwrap());
+    }
+    assert_eq!(put.send().await.unwrap().status(), 200);
+    let id = created["file"]["id"].as_str().unwrap();
+    let confirmed = client()
+        .post(format!("{}/api/v1/files/{id}/confirm", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), 200, "{:?}", confirmed.text().await);
+    id.to_owned()
+}
+
 /// `stowage migrate` against `url`: whether it connected, and what it said.
 async fn migrate(url: String) -> (bool, String) {
     tokio::task::spawn_blocking(move || {
@@ -218,21 +245,8 @@ async fn postgres_over_tls_with_verify_full() {
         .json()
         .await
         .unwrap();
-    let mut put = http
-        .put(created["upload"]["url"].as_str().unwrap())
-        .body(bytes.clone());
-    for (k, v) in created["upload"]["headers"].as_object().unwrap() {
-        put = put.header(k, v.as_str().unwrap());
-    }
-    assert_eq!(put.send().await.unwrap().status(), 200);
-    let id = created["file"]["id"].as_str().unwrap();
-    let confirmed = http
-        .post(format!("{}/api/v1/files/{id}/confirm", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(confirmed.status(), 200, "{:?}", confirmed.text().await);
+    let id = put_and_confirm(&server, &token, &http, &created, bytes).await;
+    let id = id.as_str();
     let children: Value = http
         .get(format!(
             "{}/api/v1/folders/{}/children",
@@ -450,19 +464,7 @@ async fn s3_over_https_with_a_custom_ca() {
         .unwrap();
     let url = created["upload"]["url"].as_str().unwrap();
     assert!(url.starts_with(&endpoint), "{url}");
-    let mut put = tls_client.put(url).body(small.clone());
-    for (k, v) in created["upload"]["headers"].as_object().unwrap() {
-        put = put.header(k, v.as_str().unwrap());
-    }
-    assert_eq!(put.send().await.unwrap().status(), 200);
-    let id = created["file"]["id"].as_str().unwrap();
-    let confirmed = http
-        .post(format!("{}/api/v1/files/{id}/confirm", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(confirmed.status(), 200, "{:?}", confirmed.text().await);
+    put_and_confirm(&server, &token, &tls_client, &created, small.clone()).await;
 
     let files: Value = http
         .get(format!("{}/api/v1/files?limit=10", server.base))
