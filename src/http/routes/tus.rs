@@ -357,9 +357,11 @@ async fn run_patch(
     body: web::Payload,
 ) -> Result<TusUpload, ApiError> {
     let tus = tus.into_inner();
-    // The task's events name the request's key, as the handler's would.
+    // The task's events name the request's key, and its logs and spans
+    // are the request's, as the handler's would be.
     let key = ACTING_KEY.try_with(std::cell::Cell::get).ok().flatten();
     let work = async move { tus.patch(owner, id, patch, body).await };
+    let work = tracing::Instrument::in_current_span(work);
     actix_web::rt::spawn(ACTING_KEY.scope(std::cell::Cell::new(key), work))
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("the upload task failed: {e}")))?
