@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod sharing;
 pub mod storage;
 pub mod time;
+pub mod trace;
 pub mod tus;
 pub mod uploads;
 pub mod webhooks;

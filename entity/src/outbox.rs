@@ -16,6 +16,8 @@ pub struct Model {
     pub body: String,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The W3C `traceparent` of the span that caused the event, if traced.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -41,6 +41,8 @@ pub struct Model {
     /// While one instance sends it.
     pub lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
+    /// The `traceparent` of the span its event was published under, if traced.
+    pub trace_parent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

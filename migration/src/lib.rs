@@ -17,6 +17,7 @@ mod m20261202_000009_revisions;
 mod m20261202_000010_keys;
 mod m20261202_000011_identity;
 mod m20261202_000012_webhooks;
+mod m20261206_000013_trace_context;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_keys::Migration),
             Box::new(m20261202_000011_identity::Migration),
             Box::new(m20261202_000012_webhooks::Migration),
+            Box::new(m20261206_000013_trace_context::Migration),
         ]
     }
 }

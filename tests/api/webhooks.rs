@@ -23,20 +23,20 @@ crate::on_both_stacks!(
 
 /// One POST the receiver took.
 #[derive(Clone, Debug)]
-struct Received {
+pub(crate) struct Received {
     headers: Vec<(String, String)>,
     body: String,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
     }
 
-    fn event(&self) -> Value {
+    pub(crate) fn event(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
 }
@@ -52,8 +52,8 @@ struct ReceiverState {
 }
 
 /// A webhook receiver on a port of its own.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: Arc<Mutex<ReceiverState>>,
     server: actix_web::dev::ServerHandle,
 }
@@ -89,7 +89,7 @@ async fn receive(
 }
 
 impl Receiver {
-    fn start(fail_first: usize) -> Self {
+    pub(crate) fn start(fail_first: usize) -> Self {
         Self::start_on("127.0.0.1:0", fail_first)
     }
 
@@ -132,7 +132,7 @@ impl Receiver {
     }
 
     /// Waits until `n` deliveries arrived (or panics after `secs`).
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
             let got = self.received();

@@ -6,9 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{EVENTS_PREFIX, EventBus, PUBLISH_WAIT, Transport};
+use crate::trace::{TRACEPARENT, TraceParent, producer_span};
 
 /// How long the relay waits for NATS to confirm a batch (a flush's PONG).
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
@@ -28,6 +30,10 @@ pub struct DomainEvent {
     #[serde(default)]
     pub via_key_id: Option<Uuid>,
     pub data: serde_json::Value,
+    /// The span that caused it, when traced: kept beside the event (on its
+    /// outbox row, in NATS headers), never in the published JSON.
+    #[serde(skip)]
+    pub trace: Option<TraceParent>,
 }
 
 tokio::task_local! {
@@ -54,6 +60,7 @@ impl DomainEvent {
             actor_id,
             via_key_id: ACTING_KEY.try_with(std::cell::Cell::get).ok().flatten(),
             data,
+            trace: TraceParent::current(),
         }
     }
 }
@@ -111,7 +118,15 @@ async fn send(client: &async_nats::Client, events: &[DomainEvent]) -> Result<(),
     for event in events {
         let body = serde_json::to_vec(event).map_err(|e| DeliverError::Failed(e.to_string()))?;
         let subject = format!("{EVENTS_PREFIX}.{}", event.kind);
-        match tokio::time::timeout(PUBLISH_WAIT, client.publish(subject, Bytes::from(body))).await {
+        // The event's trace goes on: a producer span under the span that
+        // caused it, named in the message's `traceparent` header.
+        let span = producer_span("nats", &subject, event.trace.as_ref());
+        let mut headers = async_nats::HeaderMap::new();
+        if let Some(trace) = TraceParent::of(&span) {
+            headers.insert(TRACEPARENT, trace.as_str());
+        }
+        let publish = client.publish_with_headers(subject, headers, Bytes::from(body));
+        match tokio::time::timeout(PUBLISH_WAIT, publish.instrument(span)).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(DeliverError::Failed(e.to_string())),
             Err(_) => return Err(DeliverError::Failed("the client's queue is full".into())),

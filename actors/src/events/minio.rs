@@ -18,6 +18,8 @@ pub struct ObjectEvent {
     pub size: Option<u64>,
     pub etag: Option<String>,
     pub event_time: Option<DateTime<Utc>>,
+    /// The span ingest handles it under (set by ingest, not the payload).
+    pub trace: Option<crate::trace::TraceParent>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +95,7 @@ pub fn parse(payload: &[u8]) -> Result<Vec<ObjectEvent>, MalformedEvent> {
                     .event_time
                     .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                     .map(|t| t.with_timezone(&Utc)),
+                trace: None,
             })
         })
         .collect()

@@ -24,6 +24,9 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer, consumer::pul
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::sync::{Mutex, broadcast, mpsc};
+use tracing::Instrument;
+
+use crate::trace::{TRACEPARENT, TraceParent, producer_span};
 
 /// Subject prefix of outgoing domain events.
 pub const EVENTS_PREFIX: &str = "stowage.events";
@@ -153,25 +156,41 @@ impl EventBus {
     }
 
     /// Publishes an object-store notification for ingest (what MinIO does
-    /// after a PUT). On NATS it returns once JetStream has stored it.
+    /// after a PUT), under a producer span whose `traceparent` goes with it
+    /// (a NATS header). On NATS it returns once JetStream has stored it.
     pub async fn publish_object_event(&self, payload: Vec<u8>) -> anyhow::Result<()> {
         match &self.inner.transport {
             // Waits for room: the queue is bounded.
-            Transport::InProcess { tx, .. } => tx
-                .send(Inbound::in_process(Bytes::from(payload), 1))
-                .await
-                .map_err(|_| anyhow::anyhow!("the in-process bus is closed")),
+            Transport::InProcess { tx, .. } => {
+                let span = producer_span("in-process", "ingest", None);
+                let mut message = Inbound::in_process(Bytes::from(payload), 1);
+                message.trace = TraceParent::of(&span);
+                tx.send(message)
+                    .instrument(span)
+                    .await
+                    .map_err(|_| anyhow::anyhow!("the in-process bus is closed"))
+            }
             Transport::Nats(nats) => {
                 nats.circuit.allow()?;
+                let span = producer_span("nats", &nats.ingest_subject, None);
+                let mut headers = async_nats::HeaderMap::new();
+                if let Some(trace) = TraceParent::of(&span) {
+                    headers.insert(TRACEPARENT, trace.as_str());
+                }
                 let stored = async {
                     nats.jetstream
-                        .publish(nats.ingest_subject.clone(), Bytes::from(payload))
+                        .publish_with_headers(
+                            nats.ingest_subject.clone(),
+                            headers,
+                            Bytes::from(payload),
+                        )
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?
                         .await
                         .map_err(|e| anyhow::anyhow!("JetStream did not store the event: {e}"))?;
                     Ok(())
                 }
+                .instrument(span)
                 .await;
                 nats.circuit.record(stored.is_ok());
                 stored
@@ -344,8 +363,14 @@ fn inbound(message: Result<jetstream::Message, pull::MessagesError>) -> anyhow::
         .info()
         .map(|i| (Some(i.stream_sequence), i.delivered.max(1) as u64))
         .unwrap_or((None, 1));
+    let trace = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(TRACEPARENT))
+        .and_then(|v| TraceParent::parse(v.as_str()));
     Ok(Inbound {
         payload: message.payload.clone(),
+        trace,
         subject: message.subject.to_string(),
         sequence,
         attempt,
@@ -362,6 +387,8 @@ pub struct Inbound {
     pub sequence: Option<u64>,
     /// 1 on first delivery.
     pub attempt: u64,
+    /// The publisher's span, when traced.
+    pub trace: Option<TraceParent>,
     nats: Option<jetstream::Message>,
     requeue: Option<Delayed>,
 }
@@ -373,6 +400,7 @@ impl Inbound {
             subject: "in-process".into(),
             sequence: None,
             attempt,
+            trace: None,
             nats: None,
             requeue: None,
         }
@@ -386,7 +414,8 @@ impl Inbound {
     /// Not done: deliver again after `delay`.
     pub async fn retry(self, delay: Duration) -> anyhow::Result<()> {
         if let Some(delayed) = self.requeue {
-            let again = Inbound::in_process(self.payload, self.attempt + 1);
+            let mut again = Inbound::in_process(self.payload, self.attempt + 1);
+            again.trace = self.trace;
             delayed
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

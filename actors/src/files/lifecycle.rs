@@ -2,6 +2,8 @@
 //! declared, made available (with its `file.available` event in the same
 //! transaction), served until it expires.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -19,6 +21,7 @@ use crate::domain::{ContentType, FileName, ObjectKey};
 use crate::events::DomainEvent;
 use crate::storage::{ObjectMeta, Storage};
 use crate::time::now;
+use crate::trace::TraceParent;
 
 /// A new pending file in `place`, stored at `users/<owner>/files/<id>`, as
 /// every kind of upload starts one.
@@ -110,6 +113,27 @@ pub(crate) async fn verify_object(
     }
 }
 
+/// A file whose bytes have landed, for [`mark_available`].
+#[derive(Debug, Clone)]
+pub(crate) struct Landed {
+    pub id: Uuid,
+    /// The SHA-256 found while checking the bytes, to record.
+    pub sha256: Option<String>,
+    /// The trace its upload belongs to, when that is not the current span's
+    /// (ingest handles many uploads' events at once).
+    pub trace: Option<TraceParent>,
+}
+
+impl Landed {
+    pub fn new(id: Uuid, sha256: Option<String>) -> Self {
+        Self {
+            id,
+            sha256,
+            trace: None,
+        }
+    }
+}
+
 /// Makes pending files available (with the digest to record, if any) and
 /// completes their direct upload sessions, in one transaction. Files that are
 /// no longer pending are left alone: only the files this call changed come
@@ -117,13 +141,13 @@ pub(crate) async fn verify_object(
 pub(crate) async fn mark_available(
     db: &DatabaseConnection,
     kind: UploadKind,
-    files_and_digests: &[(Uuid, Option<String>)],
+    landed: &[Landed],
 ) -> Result<Vec<files::Model>, FileError> {
-    if files_and_digests.is_empty() {
+    if landed.is_empty() {
         return Ok(Vec::new());
     }
     let txn = db.begin().await?;
-    let changed = mark_available_in(&txn, files_and_digests, true).await?;
+    let changed = mark_available_in(&txn, landed, true).await?;
     txn.commit().await?;
     for f in &changed {
         crate::metrics::upload_completed(kind.as_str(), u64::try_from(f.size).unwrap_or(0));
@@ -138,16 +162,16 @@ pub(crate) async fn mark_available(
 /// or the conflicted copy ([`promote`]).
 pub(crate) async fn mark_available_in(
     txn: &DatabaseTransaction,
-    files_and_digests: &[(Uuid, Option<String>)],
+    landed: &[Landed],
     direct_sessions: bool,
 ) -> Result<Vec<files::Model>, FileError> {
     let at = now();
-    let mut changed = Vec::with_capacity(files_and_digests.len());
+    let mut changed = Vec::with_capacity(landed.len());
     // One statement for the files without a new digest, one per file with one.
-    let plain: Vec<Uuid> = files_and_digests
+    let plain: Vec<Uuid> = landed
         .iter()
-        .filter(|(_, d)| d.is_none())
-        .map(|(id, _)| *id)
+        .filter(|l| l.sha256.is_none())
+        .map(|l| l.id)
         .collect();
     let pending = |q: sea_orm::UpdateMany<files::Entity>| {
         q.col_expr(files::Column::Status, Expr::value(FileStatus::Available))
@@ -167,11 +191,11 @@ pub(crate) async fn mark_available_in(
                 .await?,
         );
     }
-    for (id, digest) in files_and_digests.iter().filter(|(_, d)| d.is_some()) {
+    for l in landed.iter().filter(|l| l.sha256.is_some()) {
         changed.extend(
             pending(files::Entity::update_many())
-                .col_expr(files::Column::Sha256, Expr::value(digest.clone()))
-                .filter(files::Column::Id.eq(*id))
+                .col_expr(files::Column::Sha256, Expr::value(l.sha256.clone()))
+                .filter(files::Column::Id.eq(l.id))
                 .exec_with_returning(txn)
                 .await?,
         );
@@ -190,15 +214,24 @@ pub(crate) async fn mark_available_in(
             .exec(txn)
             .await?;
     }
+    let traces: HashMap<Uuid, &TraceParent> = landed
+        .iter()
+        .filter_map(|l| Some((l.id, l.trace.as_ref()?)))
+        .collect();
     let mut events: Vec<DomainEvent> = Vec::with_capacity(changed.len());
     for row in &mut changed {
-        if row.kind == ItemKind::Revision {
+        let trace = traces.get(&row.id).copied().cloned();
+        let mut event = if row.kind == ItemKind::Revision {
             let promoted = promote(txn, row.clone()).await?;
             *row = promoted.file;
-            events.push(promoted.event);
+            promoted.event
         } else {
-            events.push(available_event(row));
+            available_event(row)
+        };
+        if trace.is_some() {
+            event.trace = trace;
         }
+        events.push(event);
     }
     for chunk in events.chunks(1000) {
         crate::outbox::record(txn, chunk).await?;

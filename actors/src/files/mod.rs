@@ -40,7 +40,7 @@ pub use folders::{FOLDER_TYPE, MAX_PATH_SEGMENTS, NewFolder, Placement, parse_pa
 pub(crate) use folders::{enter, free_name, placement};
 use lifecycle::has_expired;
 pub(crate) use lifecycle::{
-    insert_file, mark_available, mark_available_in, pending_file, verify_object,
+    Landed, insert_file, mark_available, mark_available_in, pending_file, verify_object,
 };
 pub use list::{Cursor, ListQuery, Sort, View};
 pub use quota::{Room, Taken};
@@ -310,7 +310,12 @@ impl Files {
             }
             other => other?,
         };
-        mark_available(&self.db, UploadKind::Direct, &[(file.id, digest)]).await?;
+        mark_available(
+            &self.db,
+            UploadKind::Direct,
+            &[Landed::new(file.id, digest)],
+        )
+        .await?;
         self.bus.outbox_written();
         Ok(FileView::new(self.load(id).await?, role))
     }
@@ -332,7 +337,7 @@ impl Files {
                     self.storage.delete(&upload.object_key).await?;
                     return Err(FileError::UploadMismatch(why));
                 }
-                other => ready.push((upload.id, other?)),
+                other => ready.push(Landed::new(upload.id, other?)),
             }
         }
         if ready.is_empty() {

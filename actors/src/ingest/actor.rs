@@ -9,6 +9,7 @@ use crate::events::minio;
 use crate::events::{EventBus, Inbound, IngestSource, MAX_DELIVER};
 use crate::metrics::ACTOR_RESTARTS_TOTAL;
 use crate::time::backoff;
+use crate::trace::TraceParent;
 
 /// Pull and apply the next batch.
 #[derive(Message)]
@@ -136,9 +137,21 @@ async fn apply_batch(
     let size = batch.len();
     let mut parsed: Vec<(Inbound, usize)> = Vec::with_capacity(batch.len());
     let mut events = Vec::with_capacity(batch.len());
+    // Each traced message gets a consumer span in its publisher's trace
+    // (linked to the batch's), open until it is settled; what its records
+    // cause (a `file.available`) continues from there.
+    let mut message_spans = Vec::new();
     for message in batch {
         match minio::parse(&message.payload) {
-            Ok(records) => {
+            Ok(mut records) => {
+                if let Some(parent) = &message.trace {
+                    let span = consumer_span(parent);
+                    let trace = TraceParent::of(&span);
+                    for record in &mut records {
+                        record.trace = trace.clone();
+                    }
+                    message_spans.push(span);
+                }
                 parsed.push((message, records.len()));
                 events.extend(records);
             }
@@ -192,6 +205,21 @@ async fn apply_batch(
             }
         }
     }
+}
+
+/// The span one traced message is handled under: a consumer span in the
+/// publisher's trace, linked to the batch that applied it.
+fn consumer_span(parent: &TraceParent) -> tracing::Span {
+    let span = tracing::debug_span!(
+        "ingest object",
+        otel.name = "ingest object",
+        otel.kind = "consumer",
+    );
+    parent.adopt(&span);
+    if let Some(batch) = TraceParent::current() {
+        batch.link(&span);
+    }
+    span
 }
 
 fn settle(result: anyhow::Result<()>) {

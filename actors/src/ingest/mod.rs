@@ -22,9 +22,10 @@ pub use actor::{IngestActor, Stop};
 use crate::domain::ObjectKey;
 use crate::events::EventBus;
 use crate::events::minio::{ObjectEvent, ObjectEventKind};
-use crate::files::{FileError, mark_available, verify_object};
+use crate::files::{FileError, Landed, mark_available, verify_object};
 use crate::metrics::{INGEST_EVENTS_TOTAL, INGEST_LAG_SECONDS};
 use crate::storage::{ObjectMeta, Storage};
+use crate::trace::TraceParent;
 
 /// What became of one event: the `result` label of `stowage_ingest_events_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,7 @@ impl Ingest {
         }
 
         let mut outcomes = Vec::with_capacity(events.len());
-        let mut ready: Vec<(Uuid, Option<String>)> = Vec::new();
+        let mut ready: Vec<Landed> = Vec::new();
         let mut seen = HashSet::new();
         for (event, key) in events.iter().zip(&keys) {
             let outcome = match (event.kind, key) {
@@ -159,9 +160,13 @@ impl Ingest {
     /// makes its file available. The event is settled with the batch: if
     /// the process stops first, the janitor's reconcile sweep finds the
     /// pending file with its object and checks it then.
-    fn verify_beside(&self, file: files::Model, meta: ObjectMeta) {
+    fn verify_beside(&self, file: files::Model, meta: ObjectMeta, trace: Option<TraceParent>) {
         let ingest = self.clone();
-        tokio::spawn(async move {
+        let span = tracing::debug_span!("verify", otel.name = "ingest verify object");
+        if let Some(trace) = &trace {
+            trace.adopt(&span);
+        }
+        let task = async move {
             let Ok(_permit) = ingest.verifying.clone().acquire_owned().await else {
                 return;
             };
@@ -177,14 +182,16 @@ impl Ingest {
                     return;
                 }
             };
-            match mark_available(&ingest.db, UploadKind::Direct, &[(file.id, ready)]).await {
+            let landed = Landed::new(file.id, ready);
+            match mark_available(&ingest.db, UploadKind::Direct, &[landed]).await {
                 Ok(changed) if !changed.is_empty() => ingest.bus.outbox_written(),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(file_id = %file.id, error = %e, "large object checked but not recorded; the janitor will")
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(task, span));
     }
 
     /// Checks one created object against its pending file.
@@ -192,7 +199,7 @@ impl Ingest {
         &self,
         file: &files::Model,
         event: &ObjectEvent,
-        ready: &mut Vec<(Uuid, Option<String>)>,
+        ready: &mut Vec<Landed>,
     ) -> Result<Outcome, FileError> {
         let meta = ObjectMeta {
             size: event.size.unwrap_or(0),
@@ -204,12 +211,15 @@ impl Ingest {
             return Ok(Outcome::SizeMismatch);
         }
         if file.sha256.is_some() && file.size as u64 > VERIFY_INLINE_MAX {
-            self.verify_beside(file.clone(), meta);
+            self.verify_beside(file.clone(), meta, event.trace.clone());
             return Ok(Outcome::Verifying);
         }
         match verify_object(&self.storage, file, &meta).await {
             Ok(digest) => {
-                ready.push((file.id, digest));
+                ready.push(Landed {
+                    trace: event.trace.clone(),
+                    ..Landed::new(file.id, digest)
+                });
                 Ok(Outcome::Available)
             }
             Err(FileError::UploadMismatch(why)) => {

@@ -42,7 +42,8 @@ pub use actor::{JanitorActor, Shutdown};
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus, Happened, item_event};
 use crate::files::{
-    Retention, discard, mark_available, named_keys, objects_of, past_retention, verify_object,
+    Landed, Retention, discard, mark_available, named_keys, objects_of, past_retention,
+    verify_object,
 };
 use crate::metrics::{JANITOR_BACKLOG, JANITOR_ITEMS_TOTAL, JANITOR_SWEEPS_TOTAL, UPLOADS_ACTIVE};
 use crate::storage::Storage;
@@ -374,7 +375,7 @@ impl Janitor {
                 continue;
             };
             match verify_object(&self.storage, f, &meta).await {
-                Ok(digest) => ready.push((f.id, digest)),
+                Ok(digest) => ready.push(Landed::new(f.id, digest)),
                 Err(e) => {
                     tracing::debug!(file_id = %f.id, error = %e, "reconcile: object does not match yet")
                 }

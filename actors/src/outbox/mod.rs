@@ -29,6 +29,7 @@ pub use actor::{OutboxRelayActor, Stop};
 use crate::events::{DeliverError, DomainEvent, EventBus};
 use crate::metrics::OUTBOX_BACKLOG;
 use crate::time::now;
+use crate::trace::TraceParent;
 
 /// Events one pass publishes at most.
 pub const BATCH: u64 = 256;
@@ -55,6 +56,7 @@ pub async fn record(db: &impl ConnectionTrait, events: &[DomainEvent]) -> Result
                     .map_err(|e| DbErr::Custom(format!("event not serialisable: {e}")))?),
                 created_at: Set(e.occurred_at),
                 sent_at: Set(None),
+                trace_parent: Set(e.trace.as_ref().map(|t| t.as_str().to_owned())),
                 ..Default::default()
             })
         })
@@ -131,10 +133,12 @@ impl Relay {
         let events = rows
             .iter()
             .map(|r| {
-                serde_json::from_str::<DomainEvent>(&r.body)
-                    .map_err(|e| RelayError::Corrupt(format!("row {}: {e}", r.id)))
+                let mut event = serde_json::from_str::<DomainEvent>(&r.body)
+                    .map_err(|e| RelayError::Corrupt(format!("row {}: {e}", r.id)))?;
+                event.trace = r.trace_parent.as_deref().and_then(TraceParent::parse);
+                Ok(event)
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, RelayError>>()?;
         // A pass ends well within the lease, and marks only while it still
         // leads: a relay that lost the lease meanwhile marks nothing (its
         // successor publishes those again: at least once, in order).

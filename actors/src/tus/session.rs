@@ -28,6 +28,7 @@ use actix::{
     Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised,
     Supervisor,
 };
+use tracing::Span;
 use uuid::Uuid;
 
 use crate::metrics::ACTOR_RESTARTS_TOTAL;
@@ -66,7 +67,8 @@ impl Sessions {
                     })
                     .clone()
             };
-            match addr.send(Acquire).await {
+            let caller = Span::current();
+            match addr.send(Acquire { caller }).await {
                 Ok(Some(parked)) => {
                     return Some(Hold {
                         addr,
@@ -116,13 +118,18 @@ impl Hold {
     /// Releases the upload and stops its actor now (there was no upload).
     pub fn forget(mut self) {
         self.park = None;
-        self.addr.do_send(Retire);
+        self.addr.do_send(Retire {
+            caller: Span::current(),
+        });
     }
 }
 
 impl Drop for Hold {
     fn drop(&mut self) {
-        self.addr.do_send(Release(self.park.take()));
+        self.addr.do_send(Release {
+            parked: self.park.take(),
+            caller: Span::current(),
+        });
     }
 }
 
@@ -187,9 +194,24 @@ impl Supervised for UploadSession {
     }
 }
 
+/// The span of one message's handling, under the request that sent it
+/// (debug: made only when traces are exported).
+fn handling(caller: &Span, message: &'static str, id: Uuid) -> tracing::span::EnteredSpan {
+    tracing::debug_span!(
+        parent: caller,
+        "upload session",
+        otel.name = %format!("upload session {message}"),
+        upload_id = %id,
+        outcome = tracing::field::Empty,
+    )
+    .entered()
+}
+
 /// Take the upload: `None` while another request holds it; else the
 /// parked sink, if there is one and it is intact.
-struct Acquire;
+struct Acquire {
+    caller: Span,
+}
 
 impl Message for Acquire {
     type Result = Option<Option<Parked>>;
@@ -198,8 +220,10 @@ impl Message for Acquire {
 impl Handler<Acquire> for UploadSession {
     type Result = Option<Option<Parked>>;
 
-    fn handle(&mut self, _: Acquire, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Acquire { caller }: Acquire, ctx: &mut Context<Self>) -> Self::Result {
+        let span = handling(&caller, "acquire", self.id);
         if self.busy {
+            span.record("outcome", "busy");
             return None;
         }
         self.busy = true;
@@ -211,15 +235,22 @@ impl Handler<Acquire> for UploadSession {
                 // Its files changed underneath it: a fault. The restart
                 // drops the sink; this request goes on from durable state.
                 tracing::warn!(upload_id = %self.id, "a parked upload sink no longer matches its files");
+                span.record("outcome", "restart");
                 ctx.stop();
                 Some(None)
             }
-            parked => Some(parked),
+            parked => {
+                span.record("outcome", if parked.is_some() { "parked" } else { "fresh" });
+                Some(parked)
+            }
         }
     }
 }
 
-struct Release(Option<Parked>);
+struct Release {
+    parked: Option<Parked>,
+    caller: Span,
+}
 
 impl Message for Release {
     type Result = ();
@@ -228,14 +259,17 @@ impl Message for Release {
 impl Handler<Release> for UploadSession {
     type Result = ();
 
-    fn handle(&mut self, Release(parked): Release, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Release { parked, caller }: Release, ctx: &mut Context<Self>) {
+        let _span = handling(&caller, "release", self.id);
         self.busy = false;
         self.parked = parked;
         self.arm_idle_timer(ctx);
     }
 }
 
-struct Retire;
+struct Retire {
+    caller: Span,
+}
 
 impl Message for Retire {
     type Result = ();
@@ -244,7 +278,8 @@ impl Message for Retire {
 impl Handler<Retire> for UploadSession {
     type Result = ();
 
-    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+    fn handle(&mut self, Retire { caller }: Retire, ctx: &mut Context<Self>) {
+        let _span = handling(&caller, "retire", self.id);
         self.busy = false;
         self.retire(ctx);
     }

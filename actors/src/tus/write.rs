@@ -20,7 +20,7 @@ use stowage_entity::upload_sessions::{self, UploadState};
 
 use super::headers::BodyHasher;
 use super::{LEASE, Tus, TusError};
-use crate::files::mark_available_in;
+use crate::files::{Landed, mark_available_in};
 use crate::storage::{Chunk, Durable, Resume, StoredPart, UploadSink};
 use crate::time::now;
 
@@ -367,7 +367,7 @@ impl Tus {
         let digest = self.leased(session, sink.finish(prior)).await?;
         let at = now();
         let txn = inner.db.begin().await?;
-        let changed = mark_available_in(&txn, &[(file.id, Some(digest))], false)
+        let changed = mark_available_in(&txn, &[Landed::new(file.id, Some(digest))], false)
             .await
             .map_err(TusError::File)?;
         if had_parts {

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::domain::{ContentType, FileName, ObjectKey, ValidationError};
 use crate::events::EventBus;
 use crate::files::{
-    Conflict, FileError, FileView, Role, enter, insert_upload, land, mark_available, placement,
-    reserve, verify_object,
+    Conflict, FileError, FileView, Landed, Role, enter, insert_upload, land, mark_available,
+    placement, reserve, verify_object,
 };
 use crate::storage::{PresignedRequest, Storage, StoredPart};
 
@@ -259,7 +259,12 @@ impl Uploads {
             .await?
             .ok_or(FileError::UploadIncomplete)?;
         let digest = verify_object(&self.storage, &file, &meta).await?;
-        let changed = mark_available(&self.db, UploadKind::Multipart, &[(file.id, digest)]).await?;
+        let changed = mark_available(
+            &self.db,
+            UploadKind::Multipart,
+            &[Landed::new(file.id, digest)],
+        )
+        .await?;
         let landed = changed.first().map(|f| f.id);
         let at = now();
         upload_sessions::Entity::update_many()

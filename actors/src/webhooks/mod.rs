@@ -304,6 +304,7 @@ pub async fn fan_out(db: &impl ConnectionTrait, events: &[DomainEvent]) -> Resul
                 next_attempt_at: Set(at),
                 lease_until: Set(None),
                 created_at: Set(at),
+                trace_parent: Set(event.trace.as_ref().map(|t| t.as_str().to_owned())),
             });
         }
     }

@@ -24,11 +24,13 @@ use sea_orm::{
 use stowage_entity::webhook_deliveries::{self, DeliveryStatus};
 use stowage_entity::webhooks;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{RETRY_WINDOW, guard, next_attempt, signature};
 use crate::metrics::{ACTOR_RESTARTS_TOTAL, WEBHOOK_BACKLOG, WEBHOOK_DELIVERIES_TOTAL};
 use crate::time::now;
+use crate::trace::{TRACEPARENT, TraceParent};
 
 /// Deliveries in flight from one instance at most.
 pub const IN_FLIGHT: usize = 64;
@@ -125,17 +127,41 @@ impl Sender {
             .collect())
     }
 
-    /// One attempt: POST the event, signed; record what came of it.
+    /// One attempt: POST the event, signed; record what came of it. A
+    /// client span in the event's trace, when it was traced, whose
+    /// `traceparent` the receiver gets.
     async fn send(&self, delivery: webhook_deliveries::Model, hook: webhooks::Model) {
-        let outcome = if hook.enabled {
-            self.post(&delivery, &hook).await
-        } else {
-            // Disabled meanwhile: it waits, as if the receiver were down.
-            Err(None)
-        };
-        if let Err(e) = self.record(&delivery, outcome).await {
-            tracing::warn!(delivery_id = %delivery.id, error = %e, "a delivery's outcome could not be recorded; its lease will run out and it is sent again");
+        let span = tracing::debug_span!(
+            "webhook",
+            otel.name = %format!("webhook {}", delivery.event_type),
+            otel.kind = "client",
+            webhook_id = %hook.id,
+            delivery_id = %delivery.id,
+            attempt = delivery.attempts + 1,
+            http.status_code = tracing::field::Empty,
+        );
+        if let Some(parent) = delivery
+            .trace_parent
+            .as_deref()
+            .and_then(TraceParent::parse)
+        {
+            parent.adopt(&span);
         }
+        let attempt = async {
+            let outcome = if hook.enabled {
+                self.post(&delivery, &hook).await
+            } else {
+                // Disabled meanwhile: it waits, as if the receiver were down.
+                Err(None)
+            };
+            if let Ok(code) | Err(Some(code)) = outcome {
+                tracing::Span::current().record("http.status_code", code);
+            }
+            if let Err(e) = self.record(&delivery, outcome).await {
+                tracing::warn!(delivery_id = %delivery.id, error = %e, "a delivery's outcome could not be recorded; its lease will run out and it is sent again");
+            }
+        };
+        attempt.instrument(span).await;
     }
 
     /// `Ok(status)` for a 2xx; `Err(status)` otherwise (`None`: no answer).
@@ -156,9 +182,11 @@ impl Sender {
         let id = delivery.event_id.to_string();
         let timestamp = Utc::now().timestamp();
         let signature = signature(&hook.secret, &id, timestamp, &delivery.body).ok_or(None)?;
-        let sent = self
-            .http
-            .post(url)
+        let mut request = self.http.post(url);
+        if let Some(trace) = TraceParent::current() {
+            request = request.header(TRACEPARENT, trace.as_str());
+        }
+        let sent = request
             .header("content-type", "application/json")
             .header("webhook-id", &id)
             .header("webhook-timestamp", timestamp.to_string())
