@@ -127,7 +127,6 @@ async fn a_failing_store_trips_the_circuit_and_a_probe_closes_it() {
 )]
 async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
     Stack::Services.require();
-    let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
     let (server, cut, token, file) = behind_cuttable_nats().await;
     let open = r#"stowage_circuit_open{dependency="nats"}"#;
     assert_eq!(server.metric(open).await, Some(0.0));
@@ -147,7 +146,7 @@ async fn nats_going_away_opens_its_circuit_without_holding_requests_up() {
             started.elapsed()
         }
     };
-    let mut renamed = watch_renames(&nats_url).await;
+    let mut renamed = watch_renames().await;
 
     cut.send_replace(true);
     wait_for_events(&server, false).await;
@@ -202,10 +201,11 @@ async fn wait_for_metric(server: &Server, series: &str, value: f64, what: &str) 
 pub(crate) async fn behind_cuttable_nats()
 -> (Server, tokio::sync::watch::Sender<bool>, String, String) {
     let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
-    let (address, cut) = relay(nats_url.trim_start_matches("nats://").to_owned()).await;
+    let (scheme, target) = nats_url.split_once("://").unwrap();
+    let (address, cut) = relay(target.to_owned()).await;
     let server = Server::start_with(
         Stack::Services,
-        &[("STOWAGE_NATS_URL", &format!("nats://{address}"))],
+        &[("STOWAGE_NATS_URL", &format!("{scheme}://{address}"))],
     )
     .await;
     let token = server.sign_up().await;
@@ -241,8 +241,8 @@ pub(crate) async fn wait_for_events(server: &Server, ok: bool) {
 }
 
 /// `file.renamed` events as NATS itself delivers them (not through a relay).
-pub(crate) async fn watch_renames(nats_url: &str) -> async_nats::Subscriber {
-    let watcher = async_nats::connect(nats_url).await.unwrap();
+pub(crate) async fn watch_renames() -> async_nats::Subscriber {
+    let watcher = crate::helpers::nats_client().await;
     let renamed = watcher
         .subscribe(format!(
             "{}.file.renamed",

@@ -188,6 +188,9 @@ async fn start(stack: Stack, options: &[(&str, &str)], shared: &Shared) -> TestA
             &env("STOWAGE_TEST_S3_SECRET_KEY"),
         );
         push("--nats-url", &env("STOWAGE_TEST_NATS_URL"));
+        if let Some(ca) = nats_ca() {
+            push("--nats-ca", &ca);
+        }
         push("--nats-ingest-subject", &shared.ingest_subject);
     }
     for (k, v) in options {
@@ -250,6 +253,27 @@ pub async fn fresh_service_settings() -> Vec<(String, String)> {
             format!("stowage.t{run}.ingest"),
         ),
     ]
+    .into_iter()
+    .chain(nats_ca().map(|ca| ("STOWAGE_NATS_CA".into(), ca)))
+    .collect()
+}
+
+/// The CA of the test NATS server when it speaks only TLS
+/// (`STOWAGE_TEST_NATS_CA`, as `scripts/tls-services.sh` sets it).
+pub fn nats_ca() -> Option<String> {
+    std::env::var("STOWAGE_TEST_NATS_CA").ok()
+}
+
+/// A client of the test NATS server, as an outside consumer connects.
+pub async fn nats_client() -> async_nats::Client {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some(ca) = nats_ca() {
+        options = options.add_root_certificates(ca.into()).require_tls(true);
+    }
+    options
+        .connect(env("STOWAGE_TEST_NATS_URL"))
+        .await
+        .expect("the test NATS server at STOWAGE_TEST_NATS_URL answers")
 }
 
 /// Creates an empty database on the test PostgreSQL server; returns its URL.

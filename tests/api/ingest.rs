@@ -157,9 +157,7 @@ async fn domain_events_follow_the_commits(stack: Stack) {
     // On NATS, subscribe like an outside consumer would.
     let nats = match stack {
         Stack::Services => {
-            let client = async_nats::connect(std::env::var("STOWAGE_TEST_NATS_URL").unwrap())
-                .await
-                .unwrap();
+            let client = crate::helpers::nats_client().await;
             Some(client.subscribe("stowage.events.>").await.unwrap())
         }
         Stack::Embedded => None,

@@ -48,9 +48,7 @@ async fn three_instances_ingest_each_event_once_and_purge_each_file_once() {
         &[("--trash-retention", "1s"), ("--janitor-interval", "50ms")],
     )
     .await;
-    let nats = async_nats::connect(std::env::var("STOWAGE_TEST_NATS_URL").unwrap())
-        .await
-        .unwrap();
+    let nats = crate::helpers::nats_client().await;
     let mut available = nats
         .subscribe("stowage.events.file.available")
         .await

@@ -24,9 +24,8 @@ crate::on_both_stacks!(the_relay_restarts_when_its_table_goes_and_loses_no_event
 )]
 async fn events_committed_before_kill_9_are_published_after_the_restart() {
     Stack::Services.require();
-    let nats_url = std::env::var("STOWAGE_TEST_NATS_URL").unwrap();
     let (server, cut, token, file) = behind_cuttable_nats().await;
-    let mut renamed = watch_renames(&nats_url).await;
+    let mut renamed = watch_renames().await;
 
     cut.send_replace(true);
     wait_for_events(&server, false).await;

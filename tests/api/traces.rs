@@ -333,9 +333,8 @@ async fn an_ingested_upload_is_one_trace_to_its_announcements(stack: Stack) {
     assert_eq!(res.status(), 201);
     let mut announced = match stack {
         Stack::Services => Some(
-            async_nats::connect(std::env::var("STOWAGE_TEST_NATS_URL").unwrap())
+            crate::helpers::nats_client()
                 .await
-                .unwrap()
                 .subscribe("stowage.events.file.available")
                 .await
                 .unwrap(),
