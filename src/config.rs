@@ -51,6 +51,9 @@ pub enum Command {
     /// The local store's encryption keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print the OpenAPI document (what /api/v1/openapi.json serves), for
+    /// code generators: `stowage openapi > web/openapi.json`.
+    Openapi,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]

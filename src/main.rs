@@ -18,6 +18,11 @@ async fn main() -> ExitCode {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::load()?;
+    if cli.command == Some(Command::Openapi) {
+        // Nothing else: no logs, no configuration checks, just the document.
+        println!("{}", stowage::http::openapi::document()?);
+        return Ok(());
+    }
     let settings = cli.settings;
     let telemetry = telemetry::init_tracing(&settings.log, settings.log_format);
     let result = command(cli.command.unwrap_or(Command::Serve), settings).await;
@@ -49,6 +54,7 @@ async fn command(command: Command, settings: stowage::config::Settings) -> anyho
             tracing::info!(key_id = %view.key.id, user_id = %view.key.user_id, "admin key created");
             println!("{key}");
         }
+        Command::Openapi => println!("{}", stowage::http::openapi::document()?),
         Command::Keys(KeysCommand::Rotate) => {
             anyhow::ensure!(
                 settings.s3_endpoint.is_none(),

@@ -220,6 +220,15 @@ impl Application {
         let base = web::Data::new(PublicBase(public_url.clone()));
         let proxies = web::Data::new(TrustedProxies::new(settings.trusted_proxies.clone()));
         let cors_origins = cors_origins(&settings.cors_origins, &public_url);
+        // The app previews files from signed URLs: the public URL's, or S3's.
+        let store_origins: Vec<String> =
+            [Some(public_url.as_str()), settings.s3_endpoint.as_deref()]
+                .into_iter()
+                .flatten()
+                .filter_map(origin_of)
+                .collect();
+        let webapp = web::Data::new(http::webapp::WebApp::new(&store_origins));
+        let janitor_addr = web::Data::new(janitor.clone());
 
         let mut server = HttpServer::new(move || {
             App::new()
@@ -240,6 +249,8 @@ impl Application {
                 .app_data(storage.clone())
                 .app_data(base.clone())
                 .app_data(proxies.clone())
+                .app_data(webapp.clone())
+                .app_data(janitor_addr.clone())
                 .app_data(http::path_config())
                 .app_data(http::query_config())
                 .configure(http::configure)
@@ -248,7 +259,7 @@ impl Application {
                         http::configure_blobs(cfg, store.clone());
                     }
                 })
-                .default_service(web::to(http::not_found))
+                .default_service(web::to(http::webapp::fallback))
                 .wrap(from_fn(http::rate_limit::middleware))
                 .wrap(Condition::new(
                     !cors_origins.is_empty(),
@@ -340,15 +351,19 @@ impl Application {
 /// a page served from the public URL can always call the API.
 fn cors_origins(configured: &[String], public_url: &str) -> Vec<String> {
     let mut origins = configured.to_vec();
-    if !origins.is_empty() && !origins.iter().any(|o| o == "*") {
-        let own = public_url
-            .split_once("://")
-            .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)));
-        if let Some(own) = own.filter(|o| !origins.contains(o)) {
-            origins.push(own);
-        }
+    if !origins.is_empty()
+        && !origins.iter().any(|o| o == "*")
+        && let Some(own) = origin_of(public_url).filter(|o| !origins.contains(o))
+    {
+        origins.push(own);
     }
     origins
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    url.split_once("://")
+        .map(|(scheme, rest)| format!("{scheme}://{}", rest.split('/').next().unwrap_or(rest)))
 }
 
 /// Drops idle rate-limit state every minute while the server runs.

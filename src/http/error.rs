@@ -465,7 +465,7 @@ impl From<LinkError> for ApiError {
                 Self::new(StatusCode::UNAUTHORIZED, "link_password_invalid", detail)
             }
             LinkError::UploadOnly => Self::not_found(
-                "link_not_found",
+                "link_upload_only",
                 format!("{detail}; upload through /s/{{token}}/tus"),
             ),
             LinkError::File(e) => e.into(),

@@ -17,12 +17,13 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
 pub mod schema;
+pub mod webapp;
 
 use actix_cors::Cors;
 use actix_web::error::JsonPayloadError;
 use actix_web::http::{StatusCode, header};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 
 use self::error::ApiError;
 use self::routes::{
@@ -43,6 +44,10 @@ pub struct PublicBase(pub String);
 
 /// Every route, in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
+    // The web app: its page, its assets (client routes: see `webapp::fallback`).
+    cfg.service(web::resource("/").route(web::get().to(webapp::root)))
+        .service(web::resource("/assets/{file:.+}").route(web::get().to(webapp::asset)))
+        .service(web::resource("/favicon.svg").route(web::get().to(webapp::asset)));
     cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
@@ -180,6 +185,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(folders::unshare)),
                 )
                 .service(web::resource("/resolve").route(web::get().to(folders::resolve)))
+                .service(web::resource("/trash").route(web::delete().to(folders::empty_trash)))
                 .service(
                     web::resource("/files/{id}/links")
                         .route(web::post().to(links::create_for_file))
@@ -314,11 +320,6 @@ async fn json_bodies(
     next.call(req)
         .await
         .map(actix_web::dev::ServiceResponse::map_into_left_body)
-}
-
-/// What an unknown route answers (the problem layer fills in the body).
-pub async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().finish()
 }
 
 /// A JSON extractor configuration whose failures are problem+json: 413 over

@@ -76,6 +76,7 @@ use super::routes::{
         folders::restore,
         folders::children,
         folders::resolve,
+        folders::empty_trash,
         folders::share,
         folders::shares,
         folders::unshare,
@@ -120,6 +121,32 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document as pretty JSON, as `stowage openapi` prints it.
+pub fn document() -> anyhow::Result<String> {
+    Ok(ApiDoc::openapi().to_pretty_json()?)
+}
+
+/// A unique `operationId` from the method and the path (`GET
+/// /api/v1/files/{id}/revisions` → `get_files_id_revisions`): handler
+/// names repeat across modules (`list`, `get`, …), and code generators
+/// need one name per operation.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_ascii_lowercase();
+    for segment in path
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != "api" && *s != "v1")
+    {
+        id.push('_');
+        id.extend(
+            segment
+                .trim_matches(|c| c == '{' || c == '}')
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+        );
+    }
+    id
+}
+
 /// What every route can answer besides its own responses, declared once
 /// (and a header is never `null`: an optional one is absent, not empty):
 /// every error is `application/problem+json`; a route behind a bearer token
@@ -153,6 +180,7 @@ impl Modify for ProblemResponses {
 }
 
 fn complete(path: &str, method: &str, op: &mut Operation) {
+    op.operation_id = Some(operation_id(method, path));
     for param in op.parameters.iter_mut().flatten() {
         if param.parameter_in == ParameterIn::Header
             && let Some(RefOr::T(Schema::Object(schema))) = &mut param.schema
@@ -229,6 +257,32 @@ fn problem(description: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_operation_has_an_id_of_its_own() {
+        let doc = serde_json::to_value(ApiDoc::openapi()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(seen.insert(id.clone()), "{method} {path}: {id} twice");
+            }
+        }
+        assert!(seen.contains("get_files_id_revisions"), "{seen:?}");
+    }
+
+    /// The web app's client types are generated from `web/openapi.json`:
+    /// it must be this document.
+    #[test]
+    fn the_web_apps_copy_of_the_document_is_current() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/web/openapi.json");
+        let copy: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert!(
+            copy == serde_json::to_value(ApiDoc::openapi()).unwrap(),
+            "web/openapi.json is stale: run `cargo run -- openapi > web/openapi.json`"
+        );
+    }
 
     #[test]
     fn every_error_is_problem_json_and_every_secured_route_can_answer_401() {

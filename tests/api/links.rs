@@ -277,7 +277,7 @@ async fn a_folder_link_shows_what_is_below_it_and_nothing_else(stack: Stack) {
     assert_problem(
         open(&app, drop["url"].as_str().unwrap(), &[]).await,
         404,
-        "link_not_found",
+        "link_upload_only",
     )
     .await;
 }
@@ -589,7 +589,7 @@ async fn a_drop_folder_takes_uploads_from_anyone_for_its_owner(stack: Stack) {
     assert_problem(
         open(&app, drop["url"].as_str().unwrap(), &[]).await,
         404,
-        "link_not_found",
+        "link_upload_only",
     )
     .await;
     let view = make_link(&app, &owner, "folders", &inbox, json!({})).await;

@@ -34,4 +34,5 @@ mod trash;
 mod tus;
 mod tus_parts;
 mod uploads;
+mod webapp;
 mod webhooks;

@@ -2,9 +2,12 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Stack, assert_problem, spawn_app};
+use crate::helpers::{Stack, assert_problem, spawn_app, spawn_app_with};
 
-crate::on_both_stacks!(deleted_files_wait_in_the_trash_until_restored);
+crate::on_both_stacks!(
+    deleted_files_wait_in_the_trash_until_restored,
+    emptying_the_trash_deletes_for_good_and_only_ones_own
+);
 
 async fn deleted_files_wait_in_the_trash_until_restored(stack: Stack) {
     let app = spawn_app(stack).await;
@@ -142,4 +145,116 @@ async fn deleted_files_wait_in_the_trash_until_restored(stack: Stack) {
         .await
         .unwrap();
     assert_eq!(trash["items"], json!([]));
+}
+
+/// `DELETE /api/v1/trash`: everything the caller trashed (a folder with
+/// what is in it counts each) is past restoring at once, leaves the trash
+/// view, and the janitor's next sweep releases it, usage included; another
+/// person's trash is untouched.
+async fn emptying_the_trash_deletes_for_good_and_only_ones_own(stack: Stack) {
+    let app = spawn_app_with(stack, &[("--janitor-interval", "1h")]).await;
+    let user = app.new_user().await;
+    let other = app.new_user().await;
+    let file = app.upload_file(&user, "old.txt", b"old bytes").await;
+    let file_id = file["id"].as_str().unwrap();
+    let folder: Value = app
+        .post_authed(
+            "/api/v1/folders",
+            &user.access_token,
+            &json!({"name": "Box"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let folder_id = folder["id"].as_str().unwrap();
+    let res = app
+        .post_authed(
+            "/api/v1/uploads",
+            &user.access_token,
+            &json!({"name": "inner.txt", "size": 5, "parent_id": folder_id}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let theirs = app.upload_file(&other, "theirs.txt", b"keep me").await;
+    let theirs_id = theirs["id"].as_str().unwrap();
+    for path in [
+        format!("/api/v1/files/{file_id}"),
+        format!("/api/v1/folders/{folder_id}"),
+    ] {
+        assert_eq!(
+            app.delete_authed(&path, &user.access_token).await.status(),
+            204
+        );
+    }
+    let res = app
+        .delete_authed(&format!("/api/v1/files/{theirs_id}"), &other.access_token)
+        .await;
+    assert_eq!(res.status(), 204);
+
+    let res = app.delete_authed("/api/v1/trash", &user.access_token).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["emptied"], 3,
+        "the file, the folder and what was in it"
+    );
+    assert_problem(
+        app.post_authed(
+            &format!("/api/v1/files/{file_id}/restore"),
+            &user.access_token,
+            &json!({}),
+        )
+        .await,
+        404,
+        "file_not_found",
+    )
+    .await;
+    // Emptying again finds nothing; the other person's trash is as it was.
+    let again: Value = app
+        .delete_authed("/api/v1/trash", &user.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["emptied"], 0);
+    let theirs_trash: Value = app
+        .get_authed("/api/v1/files?view=trash", &other.access_token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs_trash["items"][0]["id"], theirs_id);
+
+    // The janitor purges it at once (its sweeps are an hour apart here):
+    // the trash empties and the usage goes down to nothing.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let me: Value = app
+            .get_authed("/api/v1/me", &user.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let trash: Value = app
+            .get_authed("/api/v1/files?view=trash", &user.access_token)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if me["usage"]["bytes"] == 0 && trash["items"] == json!([]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never purged: {me} {trash}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_problem(
+        app.delete_authed("/api/v1/trash", "not-a-token").await,
+        401,
+        "invalid_token",
+    )
+    .await;
 }

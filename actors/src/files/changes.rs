@@ -245,6 +245,31 @@ impl Files {
         Ok(())
     }
 
+    /// Empties the caller's trash: everything in it is past restoring at
+    /// once (a restore is 404) and due for purging, which releases the
+    /// objects, removes the rows (the `trash` view empties as it goes) and
+    /// announces each `*.purged` as it does after retention; the caller
+    /// asks the janitor to purge now ([`crate::janitor::PurgeNow`]).
+    /// Returns how many items (files, folders and what is in them) were
+    /// emptied.
+    #[tracing::instrument(skip(self), fields(owner_id = %caller))]
+    pub async fn empty_trash(&self, caller: Uuid) -> Result<u64, FileError> {
+        let at = now();
+        let gone = at - self.trash_retention - chrono::Duration::seconds(1);
+        let emptied = files::Entity::update_many()
+            .col_expr(files::Column::DeletedAt, Expr::value(gone))
+            .col_expr(files::Column::PurgeAt, Expr::value(at))
+            .filter(files::Column::OwnerId.eq(caller))
+            .filter(files::Column::DeletedAt.is_not_null())
+            // Claimed by a purge right now (its claim moved `purge_at`
+            // ahead) or already due: the janitor has it.
+            .filter(files::Column::PurgeAt.gt(at))
+            .filter(files::Column::DeletedAt.gt(gone))
+            .exec(&self.db)
+            .await?;
+        Ok(emptied.rows_affected)
+    }
+
     /// Brings a file back from the trash.
     pub async fn restore(&self, caller: Uuid, id: Uuid) -> Result<FileView, FileError> {
         self.restore_item(caller, id, ItemKind::File).await

@@ -97,6 +97,28 @@ impl Handler<Tick> for JanitorActor {
     }
 }
 
+/// Purge what is due now (someone emptied their trash), beside the
+/// regular sweeps: the claims on each batch keep a purge and a sweep (on
+/// this instance or another) from taking the same files.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PurgeNow;
+
+impl Handler<PurgeNow> for JanitorActor {
+    type Result = ();
+
+    fn handle(&mut self, _: PurgeNow, ctx: &mut Context<Self>) {
+        let janitor = self.janitor.clone();
+        async move {
+            if let Err(e) = janitor.purge().await {
+                tracing::warn!(error = %e, "purging an emptied trash failed; the next sweep goes on");
+            }
+        }
+        .into_actor(self)
+        .spawn(ctx);
+    }
+}
+
 impl Handler<Shutdown> for JanitorActor {
     type Result = ();
 

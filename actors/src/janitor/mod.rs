@@ -37,7 +37,7 @@ use serde_json::json;
 use stowage_entity::files::{self, FileStatus, ItemKind};
 use stowage_entity::upload_sessions::{self, UploadKind, UploadState};
 
-pub use actor::{JanitorActor, Shutdown};
+pub use actor::{JanitorActor, PurgeNow, Shutdown};
 
 use crate::domain::ObjectKey;
 use crate::events::{DomainEvent, EventBus, Happened, item_event};

@@ -14,8 +14,10 @@ use stowage_actors::storage::{LocalStore, PutError};
 
 use crate::http::error::ApiError;
 
-/// What blob responses may do in a browser: nothing active.
-const BLOB_CSP: &str = "default-src 'none'; sandbox";
+/// What blob responses may do in a browser: nothing active. The web app
+/// on this origin may show one in a frame (a preview): sandboxed, it runs
+/// no script and has no origin of its own.
+const BLOB_CSP: &str = "default-src 'none'; sandbox; frame-ancestors 'self'";
 
 fn refused(e: stowage_actors::storage::GrantError) -> ApiError {
     let code = match e {
@@ -101,6 +103,7 @@ pub async fn get(
     let mut res = HttpResponse::build(StatusCode::OK);
     res.insert_header((header::ACCEPT_RANGES, "bytes"))
         .insert_header((header::CONTENT_SECURITY_POLICY, BLOB_CSP))
+        .insert_header((header::X_FRAME_OPTIONS, "SAMEORIGIN"))
         .insert_header((header::CACHE_CONTROL, "private, max-age=300"));
     if let Some(etag) = &etag {
         res.insert_header((header::ETAG, etag.as_str()));

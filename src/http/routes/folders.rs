@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stowage_actors::domain::{FileName, ValidationError};
 use stowage_actors::files::{FilePatch, FileView, Files, ListQuery, NewFolder};
+use stowage_actors::janitor::{JanitorActor, PurgeNow};
 use stowage_actors::sharing::Sharing;
 use stowage_entity::files::ItemKind;
 use utoipa::{IntoParams, ToSchema};
@@ -343,4 +344,27 @@ pub async fn unshare(
 ) -> Result<HttpResponse, ApiError> {
     let (id, user_id) = path.into_inner();
     revoke_item(ItemKind::Folder, caller, sharing, id, user_id).await
+}
+
+/// What emptying the trash did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmptiedTrash {
+    /// Items that left the trash for good (files, folders and what was in them).
+    emptied: u64,
+}
+
+/// Empty the caller's trash: nothing in it can be restored from now on, and
+/// the janitor purges it at once (the trash view empties within moments).
+#[utoipa::path(delete, path = "/api/v1/trash", tag = "files", security(("bearer" = [])),
+    responses((status = 200, body = EmptiedTrash)))]
+pub async fn empty_trash(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    janitor: web::Data<actix::Addr<JanitorActor>>,
+) -> Result<HttpResponse, ApiError> {
+    let emptied = files.empty_trash(caller.0.user_id).await?;
+    if emptied > 0 {
+        janitor.do_send(PurgeNow);
+    }
+    Ok(HttpResponse::Ok().json(EmptiedTrash { emptied }))
 }

@@ -21,6 +21,7 @@ use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
 use crate::http::json::JsonObject;
 use crate::http::rate_limit::RateLimits;
+use crate::http::webapp::{WebApp, is_navigation};
 
 /// The cookie an unlock sets, scoped to its link's path.
 const UNLOCK_COOKIE: &str = "stowage_link";
@@ -292,14 +293,28 @@ async fn serve(
 }
 
 /// What a link shows: a file by redirect (one download), a folder as JSON.
+/// A browser navigating to the link gets the web app's page instead,
+/// unless the link simply downloads a file: the app asks for the password,
+/// lists the folder, or takes a drop folder's uploads (or says why the link
+/// does not work).
 pub async fn get(
     req: HttpRequest,
     links: web::Data<Links>,
     limits: web::Data<RateLimits>,
     base: web::Data<PublicBase>,
+    app: Option<web::Data<WebApp>>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let opened = open(&req, &links, &limits, &token).await?;
+    let page = app.filter(|_| is_navigation(&req));
+    let opened = match (open(&req, &links, &limits, &token).await, &page) {
+        (Ok(opened), _) => opened,
+        (Err(_), Some(app)) => return Ok(app.index()),
+        (Err(e), None) => return Err(e),
+    };
+    let downloads = opened.link.mode == LinkMode::View && opened.item.kind != ItemKind::Folder;
+    if let Some(app) = page.filter(|_| !downloads) {
+        return Ok(app.index());
+    }
     serve(&req, &links, &base, &opened, None).await
 }
 
