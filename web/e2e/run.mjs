@@ -50,7 +50,7 @@ function escape(s) {
 }
 
 async function uploaded(page, name) {
-  await page.locator("li.upload", { hasText: name }).and(page.locator('[data-state="done"]')).waitFor({ timeout: 120_000 });
+  await page.locator("li.upload", { hasText: name }).and(page.locator('[data-state="done"]')).waitFor({ state: "attached", timeout: 120_000 });
 }
 
 /** The upload offset of the first PATCH for a tus upload sent from now on. */
@@ -183,6 +183,21 @@ try {
   await A.page.getByRole("button", { name: "Restore revision 1" }).click();
   await until("report.txt at revision 3", async () => (await fileNamed(await tokenOf(A.page), "report.txt"))?.revision === 3);
 
+  step("a name clash: stop, or keep both");
+  await A.page.getByLabel("If a name is taken").selectOption("fail");
+  await A.page.getByTestId("upload-files").setInputFiles(files["report.txt"].path);
+  await A.page
+    .locator("li.upload", { hasText: "report.txt" })
+    .and(A.page.locator('[data-state="failed"]'))
+    .waitFor();
+  await A.page.getByLabel("If a name is taken").selectOption("rename");
+  // Chosen again: sent again, with the new choice.
+  await A.page.getByTestId("upload-files").setInputFiles(files["report.txt"].path);
+  await until("a second report, renamed", async () => {
+    const page = await apiGet(await tokenOf(A.page), "/api/v1/files?q=report&limit=50");
+    return page.items.some((i) => i.name !== "report.txt" && i.name.startsWith("report") && i.name.endsWith(".txt"));
+  });
+
   step("share with Bob; Bob sees it, previews it, and keeps a shortcut");
   await select(A.page, "report.txt");
   await A.page.getByLabel("Share with (email)").fill(bob.email);
@@ -198,6 +213,32 @@ try {
   await B.page.locator("table.items", { hasText: "report.txt" }).waitFor();
   await shot(B.page, "shared-with-me");
   await accessible(B.page, "shared with me");
+
+  step("keyset paging: 230 items load page by page as the list scrolls");
+  {
+    const token = await tokenOf(B.page);
+    const post = (body) =>
+      fetch(`${BASE}/api/v1/folders`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify(body),
+      }).then((r) => r.json());
+    const many = await post({ name: "Many" });
+    for (let i = 0; i < 230; i += 10) {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, j) => post({ name: `item ${String(i + j).padStart(3, "0")}`, parent_id: many.id })),
+      );
+    }
+    await B.page.goto(`${BASE}/folders/${many.id}`);
+    const rows = B.page.locator("table.items tbody tr");
+    await until("the first page", async () => (await rows.count()) === 100);
+    for (let pages = 0; pages < 10 && (await rows.count()) < 230; pages++) {
+      await B.page.locator(".more").scrollIntoViewIfNeeded();
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    check((await rows.count()) === 230, `scrolling showed ${await rows.count()} of 230 items`);
+    check((await rows.last().innerText()).includes("item 229"), "the last page is not the last items");
+  }
 
   step("public toggle: the public URL works for anyone");
   await select(A.page, "report.txt");

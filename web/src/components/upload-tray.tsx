@@ -20,6 +20,8 @@ export function UploadTray() {
   const uppy = uploader.uppy;
   const [, tick] = useState(0);
   const [unfinished, setUnfinished] = useState<Unfinished[]>(() => uploader.unfinished());
+  // Open while something is going on; folded to its header once all is done.
+  const [open, setOpen] = useState<boolean | null>(null);
   useEffect(() => {
     const update = () => tick((n) => n + 1);
     uppy.on("state-update", update);
@@ -30,13 +32,18 @@ export function UploadTray() {
   const active = files.filter((f) => !f.progress.uploadComplete && !f.error);
   const allPaused = active.length > 0 && active.every((f) => f.isPaused);
   const done = files.filter((f) => f.progress.uploadComplete).length;
+  const busy = active.length > 0 || unfinished.length > 0 || files.some((f) => f.error);
+  const shown = open ?? busy;
 
   return (
-    <section class="tray" aria-labelledby="tray-title">
+    <section class={`tray ${shown ? "" : "folded"}`} aria-labelledby="tray-title">
       <header>
         <h2 id="tray-title">
           Uploads <span class="hint">{done} of {files.length} done</span>
         </h2>
+        <button type="button" aria-expanded={shown} aria-controls="tray-list" onClick={() => setOpen(!shown)}>
+          {shown ? "Hide" : "Show"}
+        </button>
         {active.length > 0 && (
           <button type="button" onClick={() => (allPaused ? uppy.resumeAll() : uppy.pauseAll())}>
             {allPaused ? "Resume all" : "Pause all"}
@@ -48,7 +55,7 @@ export function UploadTray() {
           </button>
         )}
       </header>
-      <ul>
+      <ul id="tray-list" hidden={!shown}>
         {files.map((f) => {
           const total = f.size ?? 0;
           const sent = f.progress.bytesUploaded || 0;

@@ -95,7 +95,21 @@ export class Uploader {
           },
         });
       } catch {
-        // The same file twice (Uppy refuses duplicates): already on its way.
+        // Uppy holds this very file already. Still on its way: leave it.
+        // Done or failed: it is sent again (with today's choices).
+        const held = this.uppy
+          .getFiles()
+          .find(
+            (f) =>
+              f.name === file.name &&
+              f.size === file.size &&
+              (f.data as File).lastModified === file.lastModified &&
+              (f.meta.relativePath ?? undefined) === relativePath,
+          );
+        if (held && (held.progress.uploadComplete || held.error)) {
+          this.uppy.removeFile(held.id);
+          this.add([{ file, parentId, relativePath }]);
+        }
       }
     }
   }
