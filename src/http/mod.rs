@@ -45,9 +45,18 @@ pub struct PublicBase(pub String);
 /// Every route, in one place.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The web app: its page, its assets (client routes: see `webapp::fallback`).
-    cfg.service(web::resource("/").route(web::get().to(webapp::root)))
-        .service(web::resource("/assets/{file:.+}").route(web::get().to(webapp::asset)))
-        .service(web::resource("/favicon.svg").route(web::get().to(webapp::asset)));
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(webapp::root))
+            .route(web::head().to(webapp::root)),
+    );
+    for asset in ["/assets/{file:.+}", "/favicon.svg"] {
+        cfg.service(
+            web::resource(asset)
+                .route(web::get().to(webapp::asset))
+                .route(web::head().to(webapp::asset)),
+        );
+    }
     cfg.service(web::resource("/healthz").route(web::get().to(ops::healthz)))
         .service(web::resource("/readyz").route(web::get().to(ops::readyz)))
         .service(web::resource("/metrics").route(web::get().to(ops::metrics)))

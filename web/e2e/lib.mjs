@@ -103,6 +103,7 @@ export function makeFiles() {
       "base64",
     ),
   );
+  put("paper.pdf", minimalPdf("A page for the preview"));
   put("big-pause.bin", randomBytes(20 * 1024 * 1024));
   put("big-reload.bin", randomBytes(20 * 1024 * 1024));
   put("Trip/day1/notes.txt", Buffer.from("Day one: the sea.\n"));
@@ -110,6 +111,29 @@ export function makeFiles() {
   put("dropped.txt", Buffer.from("Sent through a drop folder.\n"));
   put("report-v2/report.txt", Buffer.from("The quarterly report, revised.\n"));
   return { dir, files };
+}
+
+/** A one-page PDF that says `text`, with a correct cross-reference table. */
+function minimalPdf(text) {
+  const stream = `BT /F1 24 Tf 72 720 Td (${text}) Tj ET`;
+  const objects = [
+    "<< /Type /Catalog /Pages 2 0 R >>",
+    "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>",
+    `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`,
+    "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+  ];
+  let pdf = "%PDF-1.4\n";
+  const offsets = [];
+  objects.forEach((body, i) => {
+    offsets.push(pdf.length);
+    pdf += `${i + 1} 0 obj\n${body}\nendobj\n`;
+  });
+  const xref = pdf.length;
+  pdf += `xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`;
+  for (const o of offsets) pdf += `${String(o).padStart(10, "0")} 00000 n \n`;
+  pdf += `trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`;
+  return Buffer.from(pdf, "latin1");
 }
 
 /** The page's access token (from the session it keeps). */

@@ -93,9 +93,12 @@ try {
   await A.page.getByRole("dialog").getByRole("button", { name: "Create" }).click();
   await A.page.getByRole("link", { name: /Reports/ }).click();
   await A.page.getByRole("heading", { name: "Reports", level: 1 }).waitFor();
-  await A.page.getByTestId("upload-files").setInputFiles([files["report.txt"].path, files["photo.png"].path]);
+  await A.page
+    .getByTestId("upload-files")
+    .setInputFiles([files["report.txt"].path, files["photo.png"].path, files["paper.pdf"].path]);
   await uploaded(A.page, "report.txt");
   await uploaded(A.page, "photo.png");
+  await uploaded(A.page, "paper.pdf");
   await A.page.getByTestId("upload-folder").setInputFiles(files["Trip/map.txt"].path.replace(/\/map\.txt$/, ""));
   await uploaded(A.page, "notes.txt");
   await uploaded(A.page, "map.txt");
@@ -110,6 +113,8 @@ try {
   step("the panel: previews (a text in a sandboxed frame, an image), rename, move by dialog");
   await select(A.page, "report.txt");
   await A.page.frameLocator('iframe[title="Preview of report.txt"]').getByText("The quarterly report.").waitFor();
+  await select(A.page, "paper.pdf");
+  await A.page.locator('canvas[aria-label="First page of paper.pdf"][data-state="shown"]').waitFor();
   await select(A.page, "photo.png");
   await A.page.getByRole("img", { name: "Preview of photo.png" }).waitFor();
   await accessible(A.page, "file panel");

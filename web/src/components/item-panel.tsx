@@ -10,6 +10,7 @@ import type { View } from "../pages/listing";
 import { MoveDialog, PromptDialog } from "./dialogs";
 import { useNotify } from "./notices";
 import { Links, Revisions, Shares } from "./panel-sections";
+import { PdfPreview } from "./pdf-preview";
 
 export function ItemPanel(props: {
   item: Item;
@@ -247,7 +248,8 @@ function Preview(props: { file: FileItem }) {
       {kind === "image" && <img src={url} alt={label} />}
       {kind === "video" && <video src={url} controls aria-label={label} />}
       {kind === "audio" && <audio src={url} controls aria-label={label} />}
-      {(kind === "text" || kind === "pdf") && <iframe src={url} title={label} sandbox="" />}
+      {kind === "text" && <iframe src={url} title={label} sandbox="" />}
+      {kind === "pdf" && <PdfPreview url={url} name={props.file.name} />}
     </figure>
   );
 }
