@@ -163,6 +163,15 @@ async fn a_share_link_opens_the_app_in_a_browser_and_downloads_a_plain_file() {
     };
     let res = browse(plain.clone()).await;
     assert_eq!(res.status(), 302, "a plain file link downloads");
+    // Used up: the browser gets the app's page (which says so), an API
+    // client the problem.
+    let once = link("files", file_id.to_owned(), json!({"max_downloads": 1})).await;
+    assert_eq!(browse(once.clone()).await.status(), 302);
+    let spent = browse(once.clone()).await;
+    assert_eq!(spent.status(), 200);
+    assert!(spent.text().await.unwrap().contains(r#"<div id="app">"#));
+    let res = app.client.get(&once).send().await.unwrap();
+    assert_eq!(res.status(), 410);
     for url in [guarded.clone(), folder_link.clone(), format!("{plain}x")] {
         let res = browse(url.clone()).await;
         assert_eq!(res.status(), 200, "{url}");

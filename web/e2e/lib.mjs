@@ -104,6 +104,7 @@ export function makeFiles() {
     ),
   );
   put("paper.pdf", minimalPdf("A page for the preview"));
+  put("sound.wav", silence(8000, 0.5));
   put("big-pause.bin", randomBytes(20 * 1024 * 1024));
   put("big-reload.bin", randomBytes(20 * 1024 * 1024));
   put("Trip/day1/notes.txt", Buffer.from("Day one: the sea.\n"));
@@ -111,6 +112,25 @@ export function makeFiles() {
   put("dropped.txt", Buffer.from("Sent through a drop folder.\n"));
   put("report-v2/report.txt", Buffer.from("The quarterly report, revised.\n"));
   return { dir, files };
+}
+
+/** `seconds` of 8-bit mono silence at `rate` Hz, as a WAV file. */
+function silence(rate, seconds) {
+  const samples = Math.floor(rate * seconds);
+  const b = Buffer.alloc(44 + samples, 128);
+  b.write("RIFF", 0);
+  b.writeUInt32LE(36 + samples, 4);
+  b.write("WAVEfmt ", 8);
+  b.writeUInt32LE(16, 16);
+  b.writeUInt16LE(1, 20);
+  b.writeUInt16LE(1, 22);
+  b.writeUInt32LE(rate, 24);
+  b.writeUInt32LE(rate, 28);
+  b.writeUInt16LE(1, 32);
+  b.writeUInt16LE(8, 34);
+  b.write("data", 36);
+  b.writeUInt32LE(samples, 40);
+  return b;
 }
 
 /** A one-page PDF that says `text`, with a correct cross-reference table. */

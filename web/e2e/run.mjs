@@ -95,10 +95,11 @@ try {
   await A.page.getByRole("heading", { name: "Reports", level: 1 }).waitFor();
   await A.page
     .getByTestId("upload-files")
-    .setInputFiles([files["report.txt"].path, files["photo.png"].path, files["paper.pdf"].path]);
+    .setInputFiles([files["report.txt"].path, files["photo.png"].path, files["paper.pdf"].path, files["sound.wav"].path]);
   await uploaded(A.page, "report.txt");
   await uploaded(A.page, "photo.png");
   await uploaded(A.page, "paper.pdf");
+  await uploaded(A.page, "sound.wav");
   await A.page.getByTestId("upload-folder").setInputFiles(files["Trip/map.txt"].path.replace(/\/map\.txt$/, ""));
   await uploaded(A.page, "notes.txt");
   await uploaded(A.page, "map.txt");
@@ -113,6 +114,9 @@ try {
   step("the panel: previews (a text in a sandboxed frame, an image), rename, move by dialog");
   await select(A.page, "report.txt");
   await A.page.frameLocator('iframe[title="Preview of report.txt"]').getByText("The quarterly report.").waitFor();
+  await select(A.page, "sound.wav");
+  const audio = A.page.getByRole("complementary").locator("audio");
+  await until("the audio to load", () => audio.evaluate((a) => a.readyState >= 1));
   await select(A.page, "paper.pdf");
   await A.page.locator('canvas[aria-label="First page of paper.pdf"][data-state="shown"]').waitFor();
   await select(A.page, "photo.png");
@@ -185,6 +189,9 @@ try {
   await select(A.page, "report.txt");
   const revisions = A.page.getByRole("complementary").locator("ol.revisions li");
   await until("two revisions listed", async () => (await revisions.count()) === 2);
+  const revision = A.page.waitForEvent("download");
+  await A.page.getByRole("button", { name: "Download revision 1" }).click();
+  check((await (await revision).path()) !== null, "revision 1 did not download");
   await A.page.getByRole("button", { name: "Restore revision 1" }).click();
   await until("report.txt at revision 3", async () => (await fileNamed(await tokenOf(A.page), "report.txt"))?.revision === 3);
 
@@ -251,6 +258,16 @@ try {
   const publicUrl = await A.page.getByLabel("Public link address").inputValue();
   const pub = await fetch(publicUrl, { redirect: "follow" });
   check(pub.ok, `the public link answered ${pub.status}`);
+
+  step("a link good for one download, opened logged out twice");
+  await A.page.getByLabel("Download limit (optional)").fill("1");
+  await A.page.getByRole("complementary").getByRole("button", { name: "Create link" }).click();
+  const onceUrl = await A.page.getByRole("complementary").getByLabel("Link (view)").inputValue();
+  const once = nobody.page.waitForEvent("download");
+  await nobody.page.goto(onceUrl).catch(() => {}); // a download, not a page
+  check((await (await once).path()) !== null, "the one-download link did not download");
+  await nobody.page.goto(onceUrl);
+  await nobody.page.getByText("used as many times as it allows").waitFor();
 
   step("a password link to the folder, opened logged out");
   await A.page.getByRole("navigation", { name: "Folder path" }).getByRole("link", { name: "My files" }).click();

@@ -312,10 +312,15 @@ pub async fn get(
         (Err(e), None) => return Err(e),
     };
     let downloads = opened.link.mode == LinkMode::View && opened.item.kind != ItemKind::Folder;
-    if let Some(app) = page.filter(|_| !downloads) {
-        return Ok(app.index());
+    match page {
+        Some(app) if !downloads => Ok(app.index()),
+        // A download the link no longer allows (used up, say): the app's
+        // page says so.
+        Some(app) => Ok(serve(&req, &links, &base, &opened, None)
+            .await
+            .unwrap_or_else(|_| app.index())),
+        None => serve(&req, &links, &base, &opened, None).await,
     }
-    serve(&req, &links, &base, &opened, None).await
 }
 
 /// A file or folder below a linked folder; anything else is 404.
