@@ -110,6 +110,7 @@ export function makeFiles() {
   put("Trip/day1/notes.txt", Buffer.from("Day one: the sea.\n"));
   put("Trip/map.txt", Buffer.from("North is up.\n"));
   put("dropped.txt", Buffer.from("Sent through a drop folder.\n"));
+  put("from-bob.txt", Buffer.from("Bob's notes, in Ada's folder.\n"));
   put("report-v2/report.txt", Buffer.from("The quarterly report, revised.\n"));
   return { dir, files };
 }

@@ -226,6 +226,22 @@ try {
   await shot(B.page, "shared-with-me");
   await accessible(B.page, "shared with me");
 
+  step("an editor uploads into a folder shared with them; it is the owner's");
+  await A.page.getByRole("navigation", { name: "Folder path" }).getByRole("link", { name: "My files" }).click();
+  await select(A.page, "Reports", { folder: true });
+  await A.page.getByLabel("Share with (email)").fill(bob.email);
+  await A.page.getByRole("complementary").getByLabel("Role").selectOption("editor");
+  await A.page.getByRole("complementary").getByRole("button", { name: "Share", exact: true }).click();
+  await A.page.getByRole("complementary").getByText(`${bob.email} · editor`).waitFor();
+  await B.page.getByRole("link", { name: "Shared with me" }).click();
+  await B.page.getByRole("link", { name: /Reports/ }).click();
+  await B.page.getByRole("heading", { name: "Reports", level: 1 }).waitFor();
+  await B.page.getByTestId("upload-files").setInputFiles(files["from-bob.txt"].path);
+  await uploaded(B.page, "from-bob.txt");
+  const bobs = await until("from-bob.txt in Ada's files", () => fileNamed(token, "from-bob.txt"));
+  check(bobs.owner_id === reloaded.owner_id, "an editor's upload did not become the folder owner's");
+  await A.page.getByRole("link", { name: /Reports/ }).click();
+
   step("keyset paging: 230 items load page by page as the list scrolls");
   {
     const token = await tokenOf(B.page);
@@ -273,7 +289,9 @@ try {
   await A.page.getByRole("navigation", { name: "Folder path" }).getByRole("link", { name: "My files" }).click();
   await select(A.page, "Reports", { folder: true });
   await A.page.getByLabel("Password (optional)").fill("open sesame");
+  await A.page.getByLabel("Expires (optional)").fill("2099-01-01T10:00");
   await A.page.getByRole("complementary").getByRole("button", { name: "Create link" }).click();
+  await A.page.getByRole("complementary").getByText(/password · until/).waitFor();
   const linkUrl = await A.page.getByRole("complementary").getByLabel("Link (view)").inputValue();
   await nobody.page.goto(linkUrl);
   await nobody.page.getByLabel("Password").fill("wrong one");

@@ -30,7 +30,18 @@ export function AppStateProvider(props: { children: ComponentChildren }) {
   const uploader = useMemo(() => new Uploader(), []);
   useEffect(() => {
     refreshMe();
-    return uploader.onLanded(bump);
+    // Back to this tab after a while: what others changed meanwhile shows.
+    let hidden = 0;
+    const seen = () => {
+      if (document.hidden) hidden = Date.now();
+      else if (hidden && Date.now() - hidden > 30_000) bump();
+    };
+    document.addEventListener("visibilitychange", seen);
+    const unlanded = uploader.onLanded(bump);
+    return () => {
+      document.removeEventListener("visibilitychange", seen);
+      unlanded();
+    };
   }, []);
   useEffect(() => () => uploader.close(), []);
   return (
