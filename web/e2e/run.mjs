@@ -361,6 +361,23 @@ try {
   await accessible(phone.page, "phone drive");
   await shot(phone.page, "phone");
 
+  step("an expiring session refreshes itself (the pair rotates) and goes on");
+  {
+    const before = await A.page.evaluate(() => JSON.parse(localStorage.getItem("stowage.session")));
+    await A.page.evaluate(() => {
+      const s = JSON.parse(localStorage.getItem("stowage.session"));
+      s.expiresAt = Date.now() + 10_000; // within the minute before expiry
+      localStorage.setItem("stowage.session", JSON.stringify(s));
+    });
+    await A.page.reload();
+    await A.page.getByRole("heading", { level: 1 }).waitFor();
+    const after = await until("the pair to rotate", async () => {
+      const s = await A.page.evaluate(() => JSON.parse(localStorage.getItem("stowage.session")));
+      return s.refresh !== before.refresh && s;
+    });
+    check(after.expiresAt > Date.now() + 60_000, "the new access token is not fresh");
+  }
+
   step("a reused refresh token ends the login: the app goes back to the login page");
   const stored = await A.page.evaluate(() => JSON.parse(localStorage.getItem("stowage.session")));
   const refresh = (t) =>
