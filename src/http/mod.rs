@@ -215,6 +215,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::get().to(revisions::content)),
                 )
                 .service(
+                    web::resource("/files/{id}/revisions/{n}/download-url")
+                        .route(web::get().to(revisions::download_url)),
+                )
+                .service(
                     web::resource("/files/{id}/revisions/{n}/restore")
                         .route(web::post().to(revisions::restore)),
                 )

@@ -67,6 +67,7 @@ use super::routes::{
         files::download_url,
         revisions::list,
         revisions::content,
+        revisions::download_url,
         revisions::restore,
         revisions::delete,
         folders::create,

@@ -121,7 +121,25 @@ async fn revision_bytes(app: &TestApp, user: &User, id: &str, n: i64) -> Vec<u8>
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     let res = app.client.get(location).send().await.unwrap();
     assert_eq!(res.status(), 200, "revision {n}'s object");
-    res.bytes().await.unwrap().to_vec()
+    let bytes = res.bytes().await.unwrap().to_vec();
+    // The same URL as JSON, for a browser that downloads by navigating.
+    let res = app
+        .get_authed(
+            &format!("/api/v1/files/{id}/revisions/{n}/download-url"),
+            &user.access_token,
+        )
+        .await;
+    assert_eq!(res.status(), 200, "revision {n}'s download URL");
+    let signed: Value = res.json().await.unwrap();
+    assert!(signed["expires_at"].is_string());
+    let res = app
+        .client
+        .get(signed["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes, "revision {n}");
+    bytes
 }
 
 async fn root_names(app: &TestApp, user: &User) -> Vec<String> {
@@ -588,6 +606,8 @@ async fn who_may_do_what_with_revisions(stack: Stack) {
         app.get_authed(&format!("/api/v1/files/{id}/revisions"), t)
             .await,
         app.get_authed(&format!("/api/v1/files/{id}/revisions/1/content"), t)
+            .await,
+        app.get_authed(&format!("/api/v1/files/{id}/revisions/1/download-url"), t)
             .await,
         app.post_authed(&restore, t, &json!({})).await,
         app.delete_authed(&delete, t).await,

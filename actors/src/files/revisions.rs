@@ -105,15 +105,15 @@ impl Files {
         id: Uuid,
         number: i64,
         disposition: Disposition,
-    ) -> Result<String, FileError> {
+    ) -> Result<(String, DateTime<Utc>), FileError> {
         let view = self.readable(caller, id).await?;
         view.require(Action::Download)?;
         let file = view.file;
         if number == file.revision {
-            return Ok(self.signed_download(&file, disposition).await?.0);
+            return self.signed_download(&file, disposition).await;
         }
         let revision = earlier(&self.db, id, number).await?;
-        let (url, _) = self
+        Ok(self
             .storage
             .presign_get(
                 &revision.object_key,
@@ -121,8 +121,7 @@ impl Files {
                 &disposition.header_value(&file.name),
                 &revision.content_type,
             )
-            .await?;
-        Ok(url)
+            .await?)
     }
 
     /// Makes revision `number`'s content the file's next revision (its

@@ -8,7 +8,7 @@ use stowage_actors::files::{Files, Revision};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::files::{DownloadParams, FileBody, redirect};
+use super::files::{DownloadParams, DownloadUrl, FileBody, redirect};
 use crate::http::PublicBase;
 use crate::http::auth::Authenticated;
 use crate::http::error::{ApiError, Problem};
@@ -77,10 +77,31 @@ pub async fn content(
     params: web::Query<DownloadParams>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, n) = path.into_inner();
-    let url = files
+    let (url, _) = files
         .revision_url(caller.0.user_id, id, n, params.disposition()?)
         .await?;
     Ok(redirect(&url))
+}
+
+/// A short-lived signed download URL of one revision, as JSON (what
+/// `…/content` redirects to), for a browser that downloads by navigating.
+#[utoipa::path(get, path = "/api/v1/files/{id}/revisions/{n}/download-url", tag = "files",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path), ("n" = i64, Path, minimum = 1), DownloadParams),
+    responses((status = 200, body = DownloadUrl),
+        (status = 404, body = Problem, description = "`file_not_found` or `revision_not_found`"),
+        (status = 409, body = Problem, description = "`file_pending`")))]
+pub async fn download_url(
+    caller: Authenticated,
+    files: web::Data<Files>,
+    path: web::Path<(Uuid, i64)>,
+    params: web::Query<DownloadParams>,
+) -> Result<web::Json<DownloadUrl>, ApiError> {
+    let (id, n) = path.into_inner();
+    let (url, expires_at) = files
+        .revision_url(caller.0.user_id, id, n, params.disposition()?)
+        .await?;
+    Ok(web::Json(DownloadUrl { url, expires_at }))
 }
 
 /// Make a revision's content the file's next revision (nothing is lost).

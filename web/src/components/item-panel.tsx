@@ -256,7 +256,9 @@ function Preview(props: { file: FileItem }) {
 
 function PublicToggle(props: { file: FileItem; onChanged: () => void }) {
   const { say, fail } = useNotify();
-  const pub = props.file.visibility === "public";
+  // Switched at once; switched back if the server says no.
+  const [pub, setPub] = useState(props.file.visibility === "public");
+  useEffect(() => setPub(props.file.visibility === "public"), [props.file.visibility]);
   return (
     <section class="section" aria-labelledby="public-title">
       <h3 id="public-title">Public link</h3>
@@ -265,16 +267,19 @@ function PublicToggle(props: { file: FileItem; onChanged: () => void }) {
           type="checkbox"
           checked={pub}
           onChange={async () => {
+            const want = !pub;
+            setPub(want);
             try {
               await ok(
                 api.PATCH("/api/v1/files/{id}", {
                   params: { path: { id: props.file.id } },
-                  body: { visibility: pub ? "private" : "public" },
+                  body: { visibility: want ? "public" : "private" },
                 }),
               );
-              say(pub ? "The file is private again." : "Anyone with the public link can download it now.");
+              say(want ? "Anyone with the public link can download it now." : "The file is private again.");
               props.onChanged();
             } catch (e) {
+              setPub(!want);
               fail(describe(e));
             }
           }}

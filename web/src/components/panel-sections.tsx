@@ -2,7 +2,7 @@
 // shared with, and its links.
 
 import { useEffect, useState } from "preact/hooks";
-import { api, authedFetch, describe, ok, type FileItem, type Item, type Link, type Revision, type Share } from "../api/client";
+import { api, describe, ok, type FileItem, type Item, type Link, type Revision, type Share } from "../api/client";
 import { bytes, when } from "../format";
 import { useNotify } from "./notices";
 
@@ -45,15 +45,13 @@ export function Revisions(props: { file: FileItem; canRestore: boolean; onChange
   const [list, reload, error] = useLoaded(() => revisionsOf(id), [id, props.file.revision]);
   async function download(r: Revision) {
     try {
-      // The route answers with a redirect to a signed URL of the store.
-      const res = await authedFetch(new Request(`/api/v1/files/${id}/revisions/${r.number}/content`));
-      if (!res.ok) throw new Error(`The revision could not be downloaded (${res.status}).`);
-      const url = URL.createObjectURL(await res.blob());
-      const a = document.createElement("a");
-      a.href = url;
-      a.download = `${props.file.name}`;
-      a.click();
-      setTimeout(() => URL.revokeObjectURL(url), 60_000);
+      const signed = await ok(
+        api.GET("/api/v1/files/{id}/revisions/{n}/download-url", {
+          params: { path: { id, n: r.number }, query: { disposition: "attachment" } },
+        }),
+      );
+      // Straight from the store: the browser downloads it, nothing is held here.
+      window.location.assign(signed.url);
     } catch (e) {
       fail(describe(e));
     }
