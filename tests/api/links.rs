@@ -428,6 +428,8 @@ async fn links_are_their_owners_alone(stack: Stack) {
     // Bad input changes nothing.
     for body in [
         json!({"max_downloads": 0}),
+        // Past what a signed 64-bit count holds (it was clamped once).
+        json!({"max_downloads": 9_223_372_036_854_775_808_u64}),
         json!({"password": ""}),
         json!({"expires_at": "2001-01-01T00:00:00Z"}),
         json!({"mode": "edit"}),

@@ -115,9 +115,20 @@ impl Links {
         if new.expires_at.is_some_and(|at| at <= Utc::now()) {
             return Err(ValidationError::new("expires_at", "must be in the future").into());
         }
-        if new.max_downloads == Some(0) {
-            return Err(ValidationError::new("max_downloads", "must be at least 1").into());
-        }
+        let max_downloads = match new.max_downloads.map(i64::try_from) {
+            Some(Ok(0)) => {
+                return Err(ValidationError::new("max_downloads", "must be at least 1").into());
+            }
+            Some(Err(_)) => {
+                return Err(ValidationError::new(
+                    "max_downloads",
+                    "must be at most 9223372036854775807 (leave it out for no limit)",
+                )
+                .into());
+            }
+            Some(Ok(n)) => Some(n),
+            None => None,
+        };
         let password_hash = match new.password {
             Some(p) if p.is_empty() => {
                 return Err(ValidationError::new("password", "must not be empty").into());
@@ -141,9 +152,7 @@ impl Links {
             mode: Set(new.mode),
             password_hash: Set(password_hash),
             expires_at: Set(new.expires_at),
-            max_downloads: Set(new
-                .max_downloads
-                .map(|n| i64::try_from(n).unwrap_or(i64::MAX))),
+            max_downloads: Set(max_downloads),
             downloads: Set(0),
             created_at: Set(now()),
         }
