@@ -62,16 +62,18 @@ impl TraceParent {
 
     /// Makes `span`, just made and not yet entered, continue this trace.
     pub fn adopt(&self, span: &Span) {
-        let carrier = HashMap::from([(TRACEPARENT.to_owned(), self.0.clone())]);
-        let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
+        let _ = span.set_parent(self.context());
     }
 
     /// Links `span`, just made and not yet entered, to this context (a
     /// batch that several traces flowed into).
     pub fn link(&self, span: &Span) {
+        span.add_link(self.context().span().span_context().clone());
+    }
+
+    fn context(&self) -> Context {
         let carrier = HashMap::from([(TRACEPARENT.to_owned(), self.0.clone())]);
-        let cx = TraceContextPropagator::new().extract(&carrier);
-        span.add_link(cx.span().span_context().clone());
+        TraceContextPropagator::new().extract(&carrier)
     }
 
     pub fn as_str(&self) -> &str {
