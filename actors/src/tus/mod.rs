@@ -45,6 +45,9 @@ pub const CHECKSUM_ALGORITHMS: &str = "sha1,sha256";
 
 /// How long an instance's lease on an upload lasts without renewal.
 const LEASE: Duration = Duration::from_secs(15);
+/// How long a HEAD waits for a write in progress to end, so that the
+/// offset it reports includes what a broken-off request is still storing.
+const SETTLE: Duration = Duration::from_secs(5);
 /// What a tus request can run into.
 #[derive(Debug, thiserror::Error)]
 pub enum TusError {
@@ -204,9 +207,26 @@ impl Tus {
     }
 
     /// The upload's offset and length.
+    ///
+    /// A client resumes from what HEAD says, typically right after its
+    /// connection broke, while the server may still be storing what arrived
+    /// (on S3, the tail). So a HEAD waits a little for a write in progress,
+    /// on this instance or (by its lease) on another, to end: otherwise the
+    /// client would send again, from an older offset, what is already here.
     pub async fn head(&self, owner: Uuid, id: Uuid) -> Result<TusUpload, TusError> {
-        let (session, _) = self.session(owner, id).await?;
-        Ok(TusUpload::of(&session))
+        let until = tokio::time::Instant::now() + SETTLE;
+        let (mut session, _) = self.session(owner, id).await?;
+        let waited = self.inner.sessions.settled(id, SETTLE).await;
+        if !waited && !leased(&session) {
+            return Ok(TusUpload::of(&session));
+        }
+        loop {
+            (session, _) = self.session(owner, id).await?;
+            if !leased(&session) || tokio::time::Instant::now() >= until {
+                return Ok(TusUpload::of(&session));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Appends a request body at `req.offset`.
@@ -469,6 +489,11 @@ fn past_limit(size: u64, limit: u64, room: Option<Room>) -> TusError {
 }
 
 /// Where the upload's row says its sink stands.
+/// Whether an instance holds the upload's write lease now (PostgreSQL).
+fn leased(session: &upload_sessions::Model) -> bool {
+    session.lease_owner.is_some() && session.lease_until.is_some_and(|t| t > Utc::now())
+}
+
 fn stand_of(session: &upload_sessions::Model) -> Stand {
     Stand {
         offset: session.offset as u64,

@@ -28,6 +28,7 @@ use actix::{
     Actor, ActorContext, Addr, AsyncContext, Context, Handler, Message, SpawnHandle, Supervised,
     Supervisor,
 };
+use tokio::sync::oneshot;
 use tracing::Span;
 use uuid::Uuid;
 
@@ -61,6 +62,7 @@ impl Sessions {
                             busy: false,
                             idle: None,
                             parked: None,
+                            waiting: Vec::new(),
                             retiring: false,
                             registry,
                         })
@@ -86,6 +88,25 @@ impl Sessions {
             }
         }
         None
+    }
+
+    /// Waits, at most `within`, until no request of this instance holds
+    /// upload `id` (a request the client broke off may still be storing
+    /// what arrived). Says whether one did.
+    pub async fn settled(&self, id: Uuid, within: Duration) -> bool {
+        let addr = {
+            let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            live.get(&id).cloned()
+        };
+        let Some(addr) = addr else { return false };
+        match addr.send(WhenFree).await {
+            Ok(Some(free)) => {
+                // Sent, dropped (the actor stopped) or too slow: all end the wait.
+                let _ = tokio::time::timeout(within, free).await;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -138,6 +159,8 @@ pub struct UploadSession {
     busy: bool,
     idle: Option<SpawnHandle>,
     parked: Option<Parked>,
+    /// Whoever waits for the current request to end (woken on release).
+    waiting: Vec<oneshot::Sender<()>>,
     /// Stopping for good (idle, or no upload): not a fault.
     retiring: bool,
     registry: Weak<Registry>,
@@ -262,6 +285,7 @@ impl Handler<Release> for UploadSession {
     fn handle(&mut self, Release { parked, caller }: Release, ctx: &mut Context<Self>) {
         let _span = handling(&caller, "release", self.id);
         self.busy = false;
+        self.waiting.clear();
         self.parked = parked;
         self.arm_idle_timer(ctx);
     }
@@ -281,7 +305,29 @@ impl Handler<Retire> for UploadSession {
     fn handle(&mut self, Retire { caller }: Retire, ctx: &mut Context<Self>) {
         let _span = handling(&caller, "retire", self.id);
         self.busy = false;
+        self.waiting.clear();
         self.retire(ctx);
+    }
+}
+
+/// A receiver that completes when the request holding the upload ends;
+/// `None` when none does.
+struct WhenFree;
+
+impl Message for WhenFree {
+    type Result = Option<oneshot::Receiver<()>>;
+}
+
+impl Handler<WhenFree> for UploadSession {
+    type Result = Option<oneshot::Receiver<()>>;
+
+    fn handle(&mut self, _: WhenFree, _: &mut Context<Self>) -> Self::Result {
+        if !self.busy {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiting.push(tx);
+        Some(rx)
     }
 }
 
@@ -306,5 +352,38 @@ mod tests {
             sessions.hold(id).await.is_some(),
             "free again after release"
         );
+    }
+
+    #[actix::test]
+    async fn a_wait_for_a_held_upload_ends_with_its_request() {
+        let sessions = Sessions::default();
+        let id = Uuid::now_v7();
+        // Nothing holds it: no wait at all.
+        let waited = tokio::time::timeout(
+            Duration::from_millis(50),
+            sessions.settled(id, Duration::from_secs(60)),
+        )
+        .await
+        .expect("an upload nobody holds is settled");
+        assert!(!waited);
+        let hold = sessions.hold(id).await.unwrap();
+        let released = tokio::time::Instant::now();
+        let wait = sessions.settled(id, Duration::from_secs(60));
+        let release = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            drop(hold);
+        };
+        let (waited, ()) = tokio::join!(wait, release);
+        assert!(waited, "a held upload was waited for");
+        let waited = released.elapsed();
+        assert!(
+            waited >= Duration::from_millis(200) && waited < Duration::from_secs(5),
+            "waited {waited:?}"
+        );
+        // A request that never ends holds a waiter only as long as it allows.
+        let _stuck = sessions.hold(id).await.unwrap();
+        let start = tokio::time::Instant::now();
+        sessions.settled(id, Duration::from_millis(100)).await;
+        assert!(start.elapsed() < Duration::from_secs(5));
     }
 }
