@@ -215,13 +215,11 @@ impl Tus {
     /// client would send again, from an older offset, what is already here.
     pub async fn head(&self, owner: Uuid, id: Uuid) -> Result<TusUpload, TusError> {
         let until = tokio::time::Instant::now() + SETTLE;
-        let (mut session, _) = self.session(owner, id).await?;
-        let waited = self.inner.sessions.settled(id, SETTLE).await;
-        if !waited && !leased(&session) {
-            return Ok(TusUpload::of(&session));
-        }
+        // Whose it is, before waiting for it; what it holds, after.
+        self.session(owner, id).await?;
+        self.inner.sessions.settled(id, SETTLE).await;
         loop {
-            (session, _) = self.session(owner, id).await?;
+            let (session, _) = self.session(owner, id).await?;
             if !leased(&session) || tokio::time::Instant::now() >= until {
                 return Ok(TusUpload::of(&session));
             }
