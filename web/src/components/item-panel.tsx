@@ -4,11 +4,11 @@
 
 import { useLocation } from "preact-iso";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, describe, ok, type FileItem, type Item } from "../api/client";
+import { api, ok, type FileItem, type Item } from "../api/client";
 import { bytes, when } from "../format";
 import type { View } from "../pages/listing";
 import { MoveDialog, PromptDialog } from "./dialogs";
-import { useNotify } from "./notices";
+import { useAttempt, useNotify } from "./notices";
 import { Links, Revisions, Shares } from "./panel-sections";
 import { PdfPreview } from "./pdf-preview";
 
@@ -19,7 +19,8 @@ export function ItemPanel(props: {
   onChanged: () => void;
 }) {
   const { item, view } = props;
-  const { say, fail } = useNotify();
+  const { say } = useNotify();
+  const attempt = useAttempt();
   const { route } = useLocation();
   const [renaming, setRenaming] = useState(false);
   const [moving, setMoving] = useState(false);
@@ -31,15 +32,12 @@ export function ItemPanel(props: {
 
   useEffect(() => heading.current?.focus(), [item.id]);
 
-  async function act(what: string, call: () => Promise<unknown>) {
-    try {
+  const act = (what: string, call: () => Promise<unknown>) =>
+    attempt(async () => {
       await call();
-      say(what);
       props.onChanged();
-    } catch (e) {
-      fail(describe(e));
-    }
-  }
+      return what;
+    });
 
   const path = { params: { path: { id: item.id } } };
   const rename = (name: string) =>
@@ -201,18 +199,16 @@ async function signedUrl(file: FileItem, disposition: "inline" | "attachment"): 
 }
 
 function Download(props: { file: FileItem }) {
-  const { fail } = useNotify();
+  const attempt = useAttempt();
   return (
     <button
       type="button"
       class="primary"
-      onClick={async () => {
-        try {
+      onClick={() =>
+        attempt(async () => {
           window.location.assign(await signedUrl(props.file, "attachment"));
-        } catch (e) {
-          fail(describe(e));
-        }
-      }}
+        })
+      }
     >
       Download
     </button>
@@ -255,7 +251,7 @@ function Preview(props: { file: FileItem }) {
 }
 
 function PublicToggle(props: { file: FileItem; onChanged: () => void }) {
-  const { say, fail } = useNotify();
+  const attempt = useAttempt();
   // Switched at once; switched back if the server says no.
   const [pub, setPub] = useState(props.file.visibility === "public");
   useEffect(() => setPub(props.file.visibility === "public"), [props.file.visibility]);
@@ -269,19 +265,17 @@ function PublicToggle(props: { file: FileItem; onChanged: () => void }) {
           onChange={async () => {
             const want = !pub;
             setPub(want);
-            try {
+            const done = await attempt(async () => {
               await ok(
                 api.PATCH("/api/v1/files/{id}", {
                   params: { path: { id: props.file.id } },
                   body: { visibility: want ? "public" : "private" },
                 }),
               );
-              say(want ? "Anyone with the public link can download it now." : "The file is private again.");
               props.onChanged();
-            } catch (e) {
-              setPub(!want);
-              fail(describe(e));
-            }
+              return want ? "Anyone with the public link can download it now." : "The file is private again.";
+            });
+            if (!done) setPub(!want);
           }}
         />{" "}
         Anyone with the link can download

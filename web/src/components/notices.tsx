@@ -3,6 +3,7 @@
 
 import { createContext, type ComponentChildren } from "preact";
 import { useCallback, useContext, useState } from "preact/hooks";
+import { describe } from "../api/client";
 
 interface Notice {
   id: number;
@@ -35,6 +36,24 @@ export function NoticeProvider(props: { children: ComponentChildren }) {
 
 export function useNotify() {
   return useContext(Ctx);
+}
+
+/**
+ * Runs an action a person asked for: says what `work` returns when it
+ * went through, or what went wrong. Resolves to whether it went through.
+ */
+export function useAttempt() {
+  const { say, fail } = useNotify();
+  return async (work: () => Promise<string | void>): Promise<boolean> => {
+    try {
+      const done = await work();
+      if (done) say(done);
+      return true;
+    } catch (e) {
+      fail(describe(e));
+      return false;
+    }
+  };
 }
 
 export function Notices() {

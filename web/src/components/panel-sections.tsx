@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { api, describe, ok, type FileItem, type Item, type Link, type Revision, type Share } from "../api/client";
 import { bytes, when } from "../format";
-import { useNotify } from "./notices";
+import { useAttempt } from "./notices";
 
 const revisionsOf = (id: string) =>
   ok(api.GET("/api/v1/files/{id}/revisions", { params: { path: { id } } }));
@@ -40,11 +40,11 @@ function useLoaded<T>(load: () => Promise<T>, deps: unknown[]): [T | null, () =>
 }
 
 export function Revisions(props: { file: FileItem; canRestore: boolean; onChanged: () => void }) {
-  const { say, fail } = useNotify();
+  const attempt = useAttempt();
   const id = props.file.id;
   const [list, reload, error] = useLoaded(() => revisionsOf(id), [id, props.file.revision]);
-  async function download(r: Revision) {
-    try {
+  const download = (r: Revision) =>
+    attempt(async () => {
       const signed = await ok(
         api.GET("/api/v1/files/{id}/revisions/{n}/download-url", {
           params: { path: { id, n: r.number }, query: { disposition: "attachment" } },
@@ -52,10 +52,7 @@ export function Revisions(props: { file: FileItem; canRestore: boolean; onChange
       );
       // Straight from the store: the browser downloads it, nothing is held here.
       window.location.assign(signed.url);
-    } catch (e) {
-      fail(describe(e));
-    }
-  }
+    });
   return (
     <section class="section" aria-labelledby="revisions-title">
       <h3 id="revisions-title">Revisions</h3>
@@ -74,20 +71,18 @@ export function Revisions(props: { file: FileItem; canRestore: boolean; onChange
               <button
                 type="button"
                 class="link"
-                onClick={async () => {
-                  try {
+                onClick={() =>
+                  attempt(async () => {
                     await ok(
                       api.POST("/api/v1/files/{id}/revisions/{n}/restore", {
                         params: { path: { id, n: r.number } },
                       }),
                     );
-                    say(`Revision ${r.number} restored as the newest revision.`);
                     reload();
                     props.onChanged();
-                  } catch (e) {
-                    fail(describe(e));
-                  }
-                }}
+                    return `Revision ${r.number} restored as the newest revision.`;
+                  })
+                }
               >
                 Restore<span class="visually-hidden"> revision {r.number}</span>
               </button>
@@ -100,7 +95,7 @@ export function Revisions(props: { file: FileItem; canRestore: boolean; onChange
 }
 
 export function Shares(props: { item: Item }) {
-  const { say, fail } = useNotify();
+  const attempt = useAttempt();
   const { item } = props;
   const folder = item.type === "folder";
   const path = { params: { path: { id: item.id } } };
@@ -120,17 +115,15 @@ export function Shares(props: { item: Item }) {
             <button
               type="button"
               class="link"
-              onClick={async () => {
-                try {
+              onClick={() =>
+                attempt(async () => {
                   const p = { params: { path: { id: item.id, user_id: s.user_id } } };
                   if (folder) await ok(api.DELETE("/api/v1/folders/{id}/shares/{user_id}", p));
                   else await ok(api.DELETE("/api/v1/files/{id}/shares/{user_id}", p));
-                  say(`${s.email} no longer has access.`);
                   reload();
-                } catch (e) {
-                  fail(describe(e));
-                }
-              }}
+                  return `${s.email} no longer has access.`;
+                })
+              }
             >
               Remove<span class="visually-hidden"> {s.email}</span>
             </button>
@@ -139,18 +132,16 @@ export function Shares(props: { item: Item }) {
       </ul>
       <form
         class="inline"
-        onSubmit={async (e) => {
+        onSubmit={(e) => {
           e.preventDefault();
-          try {
+          void attempt(async () => {
             const body = { email: email.trim(), role };
             if (folder) await ok(api.POST("/api/v1/folders/{id}/shares", { ...path, body }));
             else await ok(api.POST("/api/v1/files/{id}/shares", { ...path, body }));
-            say(`Shared with ${body.email} as ${role}.`);
             setEmail("");
             reload();
-          } catch (err) {
-            fail(describe(err));
-          }
+            return `Shared with ${body.email} as ${role}.`;
+          });
         }}
       >
         <label>
@@ -171,7 +162,7 @@ export function Shares(props: { item: Item }) {
 }
 
 export function Links(props: { item: Item }) {
-  const { say, fail } = useNotify();
+  const attempt = useAttempt();
   const { item } = props;
   const folder = item.type === "folder";
   const path = { params: { path: { id: item.id } } };
@@ -197,15 +188,13 @@ export function Links(props: { item: Item }) {
             <button
               type="button"
               class="link"
-              onClick={async () => {
-                try {
+              onClick={() =>
+                attempt(async () => {
                   await ok(api.DELETE("/api/v1/links/{id}", { params: { path: { id: l.id } } }));
-                  say("The link no longer works.");
                   reload();
-                } catch (e) {
-                  fail(describe(e));
-                }
-              }}
+                  return "The link no longer works.";
+                })
+              }
             >
               Revoke<span class="visually-hidden"> link {l.url}</span>
             </button>
@@ -214,9 +203,9 @@ export function Links(props: { item: Item }) {
       </ul>
       <form
         class="inline"
-        onSubmit={async (e) => {
+        onSubmit={(e) => {
           e.preventDefault();
-          try {
+          void attempt(async () => {
             const body = {
               password: password || null,
               expires_at: expires ? new Date(expires).toISOString() : null,
@@ -226,14 +215,12 @@ export function Links(props: { item: Item }) {
             const made = folder
               ? await ok(api.POST("/api/v1/folders/{id}/links", { ...path, body }))
               : await ok(api.POST("/api/v1/files/{id}/links", { ...path, body }));
-            say(`Link created: ${made.url}`);
             setPassword("");
             setExpires("");
             setMax("");
             reload();
-          } catch (err) {
-            fail(describe(err));
-          }
+            return `Link created: ${made.url}`;
+          });
         }}
       >
         <label>
